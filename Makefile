@@ -1,0 +1,63 @@
+# hcr - build, test and run.
+#
+#   make            build/libhcr.a and build/hcr
+#   make check      the whole test suite, then again under ASan+UBSan (CI runs this)
+#   make test       the test suite only
+#   make sanitize   the test suite under ASan+UBSan only
+#   make run        install dependencies, build, fetch MNIST, train the reference model
+#   make bench      bench/run: training and inference throughput as JSON
+#
+# Dependencies (Debian): libopenblas-dev (or -openmp-dev), zlib1g-dev,
+# libcjson-dev, libcurl4-openssl-dev, libssl-dev. scripts/setup.sh installs them.
+
+CC      ?= gcc
+BUILD   ?= build
+OPT     ?= -O2
+CFLAGS  ?= $(OPT) -g
+CFLAGS  += -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE \
+           -Wall -Wextra -Werror -fopenmp -Iinclude -Isrc
+LDLIBS  += -fopenmp -lopenblas -lcjson -lcurl -lcrypto -lz -lm
+
+LIB_SRC  := $(sort $(wildcard src/*.c))
+CLI_SRC  := $(sort $(wildcard cli/*.c))
+TEST_SRC := $(sort $(wildcard tests/test_*.c))
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
+TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+
+.PHONY: all test check sanitize run bench clean
+all: $(BUILD)/hcr
+
+$(BUILD)/%.o: %.c include/hcr.h $(wildcard src/*.h) $(wildcard cli/*.h) $(wildcard tests/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libhcr.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/hcr: $(CLI_OBJ) $(BUILD)/libhcr.a
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/tests/harness.o $(BUILD)/libhcr.a
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+
+test: $(TESTS) $(BUILD)/hcr
+	@HCR_BIN=$(BUILD)/hcr tests/run_all.sh $(TESTS)
+
+SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+sanitize:
+	$(MAKE) BUILD=build/asan CFLAGS="$(SAN_FLAGS)" LDLIBS="$(LDLIBS) -fsanitize=address,undefined" test
+
+check: test sanitize
+
+run: 
+	./scripts/setup.sh
+	$(MAKE) all
+	./$(BUILD)/hcr train
+
+bench: all
+	bench/run
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,224 @@
+/*
+ * hcr.h - the whole public surface of libhcr, a handwritten character
+ * recognizer: load MNIST-style data, build a convolutional network from a
+ * short spec string, train it with Adam, evaluate it, save and load it as
+ * safetensors.
+ *
+ * Conventions
+ *   - Every public name starts with hcr_ / HCR_.
+ *   - Functions that can fail return an hcr_status; on failure
+ *     hcr_last_error() returns a message naming what failed (the file, the
+ *     offset, what was expected). The message is per thread.
+ *   - Objects are opaque and freed by their own _free function, which
+ *     accepts NULL.
+ *   - Images are row-major, one byte per pixel, MNIST polarity (light ink on
+ *     a dark background, 0 = background). The network sees pixel/255.
+ *
+ * A complete program:
+ *
+ *   hcr_dataset *train, *test;
+ *   hcr_model *m;
+ *   hcr_train_config cfg;
+ *   hcr_dataset_load_dir("data/mnist", "train", &train);
+ *   hcr_dataset_load_dir("data/mnist", "t10k", &test);
+ *   hcr_model_create(HCR_DEFAULT_SPEC, 28, 28, 10, 42, &m);
+ *   hcr_train_config_default(&cfg);
+ *   hcr_train(m, train, NULL, &cfg, NULL, NULL);
+ *   hcr_model_save(m, "digits.safetensors");
+ */
+#ifndef HCR_H
+#define HCR_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define HCR_VERSION "0.1.0"
+
+/* ------------------------------------------------------------------ errors */
+
+typedef enum hcr_status {
+    HCR_OK = 0,
+    HCR_EINVAL,       /* a bad argument or option value                   */
+    HCR_ENOMEM,       /* an allocation failed or a size would overflow     */
+    HCR_EIO,          /* a file could not be opened, read or written       */
+    HCR_EFORMAT,      /* a file is not what it claims to be                */
+    HCR_ECHECKSUM,    /* a file's SHA-256 differs from the expected one    */
+    HCR_ENETWORK,     /* a download failed from every source               */
+    HCR_EINTERRUPTED  /* a callback asked to stop (for example on Ctrl-C)  */
+} hcr_status;
+
+/* The message for the last failure on this thread ("" if none). */
+const char *hcr_last_error(void);
+/* A short name for a status code, e.g. "format error". */
+const char *hcr_status_name(hcr_status s);
+
+/* -------------------------------------------------------------------- data */
+
+/* A labelled image set held in memory. Fields are read-only for users. */
+typedef struct hcr_dataset {
+    int count;            /* number of images                                */
+    int rows, cols;       /* image size in pixels                            */
+    uint8_t *pixels;      /* count * rows * cols bytes                       */
+    uint8_t *labels;      /* count bytes, class index 0..num_classes-1       */
+    int num_classes;      /* 1 + largest label seen (at least 1)             */
+    char images_sha256[65]; /* SHA-256 of the uncompressed images file ("" if unknown) */
+    char labels_sha256[65];
+} hcr_dataset;
+
+/* Read an IDX image file (magic 0x00000803) and an IDX label file (magic
+ * 0x00000801), raw or gzip-compressed. Every header field is validated
+ * against the file's real length; a bad file fails with HCR_EFORMAT and a
+ * message naming the file and the problem. */
+hcr_status hcr_dataset_load_idx(const char *images_path, const char *labels_path,
+                                hcr_dataset **out);
+
+/* Load "<dir>/<prefix>-images-idx3-ubyte[.gz]" and the matching labels, where
+ * prefix is "train" or "t10k" (MNIST naming). */
+hcr_status hcr_dataset_load_dir(const char *dir, const char *prefix, hcr_dataset **out);
+
+/* Copy images [start, start+count) into a new dataset. */
+hcr_status hcr_dataset_slice(const hcr_dataset *ds, int start, int count, hcr_dataset **out);
+
+void hcr_dataset_free(hcr_dataset *ds);
+
+/* The cache directory: $HCR_DATA, else $XDG_CACHE_HOME/hcr, else
+ * $HOME/.cache/hcr. Writes into buf (size n). */
+hcr_status hcr_cache_dir(char *buf, size_t n);
+
+/* Progress of a download: called with bytes so far and the total (0 if
+ * unknown). `what` names the file. Return nonzero to cancel. */
+typedef int (*hcr_fetch_progress_fn)(void *user, const char *what,
+                                     uint64_t done, uint64_t total);
+
+/* Make sure the named dataset ("mnist") is in `dir` (NULL: the cache
+ * directory), downloading it if needed. Every file is verified against its
+ * known SHA-256 and moved into place atomically. `log` (may be NULL) gets
+ * one line per step, saying what is being done. The directory actually used
+ * is written to dir_out (size n) if not NULL. */
+hcr_status hcr_fetch_dataset(const char *name, const char *dir, FILE *log,
+                             hcr_fetch_progress_fn progress, void *user,
+                             char *dir_out, size_t n);
+
+/* SHA-256 of a file's uncompressed content (a .gz file is decompressed). */
+hcr_status hcr_file_sha256(const char *path, char hex[65]);
+
+/* ------------------------------------------------------------------- model */
+
+/* The reference architecture: Conv 3x3x32 ReLU, MaxPool 2, Conv 3x3x64 ReLU,
+ * MaxPool 2, Flatten, Dense 128 ReLU, Dropout 0.5, Dense classes, softmax. */
+#define HCR_DEFAULT_SPEC "conv32-pool-conv64-pool-dense128-drop0.5"
+
+typedef struct hcr_model hcr_model;
+
+/* Build a model from a spec string. Tokens separated by '-':
+ *   conv<F>[x<K>]  K x K convolution (default 3), F filters, valid padding, ReLU
+ *   pool[<S>]      S x S max pooling, stride S (default 2)
+ *   dense<N>       fully connected, N units, ReLU (a Flatten is implied)
+ *   drop<R>        dropout with rate R in [0,1)
+ * A final Dense(num_classes) with softmax is always appended. Weights are
+ * Glorot-uniform from `seed`, biases zero. */
+hcr_status hcr_model_create(const char *spec, int rows, int cols, int num_classes,
+                            uint64_t seed, hcr_model **out);
+void hcr_model_free(hcr_model *m);
+
+const char *hcr_model_spec(const hcr_model *m);
+int hcr_model_num_classes(const hcr_model *m);
+int hcr_model_input_rows(const hcr_model *m);
+int hcr_model_input_cols(const hcr_model *m);
+size_t hcr_model_param_count(const hcr_model *m);
+
+/* Print a Keras-like summary table (layer, output shape, params, totals). */
+void hcr_model_summary(const hcr_model *m, FILE *f);
+
+/* Free-form string metadata saved with the model (recipe, dataset checksums,
+ * class names...). Setting a key twice replaces it; value NULL removes it. */
+hcr_status hcr_model_set_meta(hcr_model *m, const char *key, const char *value);
+const char *hcr_model_get_meta(const hcr_model *m, const char *key); /* NULL if absent */
+int hcr_model_meta_count(const hcr_model *m);
+const char *hcr_model_meta_key(const hcr_model *m, int i);
+
+/* Name of class i ("0".."9" unless the model's "class_names" metadata, a
+ * JSON array of strings, says otherwise). */
+const char *hcr_model_class_name(const hcr_model *m, int i);
+
+/* Class probabilities for n images of rows*cols bytes (MNIST polarity):
+ * probs gets n * num_classes floats. */
+hcr_status hcr_model_predict(hcr_model *m, const uint8_t *pixels, int n, float *probs);
+
+/* Save as safetensors (atomically: a temporary file, then rename). */
+hcr_status hcr_model_save(const hcr_model *m, const char *path);
+/* Load and validate a safetensors file written by hcr_model_save. */
+hcr_status hcr_model_load(const char *path, hcr_model **out);
+
+/* ---------------------------------------------------------------- training */
+
+typedef struct hcr_train_config {
+    int epochs;          /* 10                                              */
+    int batch_size;      /* 128                                             */
+    float lr;            /* Adam learning rate, 0.001                       */
+    float beta1, beta2;  /* 0.9, 0.999                                      */
+    float epsilon;       /* 1e-7                                            */
+    uint64_t seed;       /* shuffling and dropout                           */
+    int threads;         /* 0: all cores                                    */
+} hcr_train_config;
+
+void hcr_train_config_default(hcr_train_config *cfg);
+
+/* What a training callback is told. */
+typedef struct hcr_progress {
+    int epoch, epochs;         /* 1-based epoch                             */
+    int step, steps;           /* 1-based step within the epoch             */
+    double loss, accuracy;     /* running means over the epoch so far       */
+    double val_loss, val_accuracy; /* set when end_of_epoch and val given   */
+    double epoch_seconds;      /* wall time of the epoch so far             */
+    int end_of_epoch;          /* 1 once per epoch, after validation        */
+} hcr_progress;
+
+/* Called after every step and once at the end of each epoch. Return nonzero
+ * to stop training (hcr_train then returns HCR_EINTERRUPTED, leaving the
+ * model with the weights of the last finished step). */
+typedef int (*hcr_progress_fn)(void *user, const hcr_progress *p);
+
+/* One row per finished epoch. */
+typedef struct hcr_epoch_record {
+    double loss, accuracy, val_loss, val_accuracy, seconds;
+} hcr_epoch_record;
+
+typedef struct hcr_history {
+    int epochs;                 /* rows filled                             */
+    hcr_epoch_record *rows;
+} hcr_history;
+
+/* Train in place. `val` may be NULL. `history` (may be NULL) receives one
+ * record per finished epoch; free it with hcr_history_free. */
+hcr_status hcr_train(hcr_model *m, const hcr_dataset *train, const hcr_dataset *val,
+                     const hcr_train_config *cfg, hcr_progress_fn cb, void *user,
+                     hcr_history *history);
+void hcr_history_free(hcr_history *h);
+
+/* -------------------------------------------------------------- evaluation */
+
+typedef struct hcr_eval {
+    int num_classes;
+    int count;
+    double loss, accuracy;
+    int *confusion;          /* num_classes^2, [true * num_classes + predicted] */
+    double *precision, *recall, *f1; /* per class; 0 where undefined        */
+    int *support;            /* images per true class                       */
+} hcr_eval;
+
+hcr_status hcr_evaluate(hcr_model *m, const hcr_dataset *ds, int threads, hcr_eval *out);
+void hcr_eval_free(hcr_eval *e);
+
+/* Set the number of threads libhcr uses (0: all cores). */
+void hcr_set_threads(int threads);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* HCR_H */

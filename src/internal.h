@@ -1,0 +1,47 @@
+/*
+ * internal.h - helpers shared by the library's files and not part of the
+ * public API: error reporting, checked size arithmetic, the random number
+ * generator, threads.
+ */
+#ifndef HCR_INTERNAL_H
+#define HCR_INTERNAL_H
+
+#include "hcr.h"
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Record a printf-style message as this thread's last error and return s. */
+hcr_status hcr_fail(hcr_status s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Prefix the current message: "<prefix>: <old message>". Returns s. */
+hcr_status hcr_fail_prefix(hcr_status s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void hcr_clear_error(void);
+
+/* a * b (* c) without overflow; false if it would overflow. */
+static inline bool hcr_mul_size(size_t a, size_t b, size_t *out)
+{
+    return !__builtin_mul_overflow(a, b, out);
+}
+
+/* xoshiro256** seeded through splitmix64: small, fast, and the same stream
+ * on every platform, which the determinism promise needs. */
+typedef struct hcr_rng {
+    uint64_t s[4];
+} hcr_rng;
+
+void hcr_rng_seed(hcr_rng *r, uint64_t seed);
+uint64_t hcr_rng_next(hcr_rng *r);
+/* Uniform in [0, 1) with 24 random bits. */
+float hcr_rng_uniform(hcr_rng *r);
+/* Uniform integer in [0, n), n > 0, without modulo bias. */
+uint32_t hcr_rng_below(hcr_rng *r, uint32_t n);
+
+/* Number of threads in use (after hcr_set_threads). */
+int hcr_threads(void);
+
+/* Duplicate a string; NULL on allocation failure. */
+char *hcr_strdup(const char *s);
+
+#endif

@@ -1,0 +1,668 @@
+/*
+ * model.c - a network built from a spec string: its layers, parameters,
+ * per-batch workspace, forward and backward passes, summary table and
+ * metadata. The layers' arithmetic is in layers.c.
+ */
+#include "model.h"
+
+#include "layers.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#define MAX_LAYERS 64
+
+static void free_class_names(hcr_model *m);
+
+static size_t layer_out_size(const layer *l) { return (size_t)l->out_h * l->out_w * l->out_c; }
+static size_t layer_in_size(const layer *l) { return (size_t)l->in_h * l->in_w * l->in_c; }
+
+/* ---------------------------------------------------------- spec parsing */
+
+/* Parse a positive integer at *p; advance *p. */
+static int parse_int(const char **p, long *out)
+{
+    if (!isdigit((unsigned char)**p)) return 0;
+    errno = 0;
+    char *end;
+    long v = strtol(*p, &end, 10);
+    if (errno || v <= 0 || v > 100000) return 0;
+    *out = v;
+    *p = end;
+    return 1;
+}
+
+static void name_layer(layer *l, int *counter, const char *base)
+{
+    if (*counter == 0)
+        snprintf(l->name, sizeof l->name, "%s", base);
+    else
+        snprintf(l->name, sizeof l->name, "%s_%d", base, *counter);
+    (*counter)++;
+}
+
+typedef struct name_counters {
+    int conv, pool, flatten, dense, dropout;
+} name_counters;
+
+/* Set a layer's output shape from its input shape and kind; 0 if it does
+ * not fit. */
+static int layer_shape(layer *l)
+{
+    switch (l->kind) {
+    case LAYER_CONV:
+        l->out_h = l->in_h - l->k + 1;
+        l->out_w = l->in_w - l->k + 1;
+        return l->out_h > 0 && l->out_w > 0;
+    case LAYER_POOL:
+        l->out_h = l->in_h / l->k;
+        l->out_w = l->in_w / l->k;
+        l->out_c = l->in_c;
+        return l->out_h > 0 && l->out_w > 0;
+    case LAYER_FLATTEN:
+        l->out_h = l->out_w = 1;
+        l->out_c = l->in_h * l->in_w * l->in_c;
+        return 1;
+    case LAYER_DENSE:
+        l->out_h = l->out_w = 1;
+        return l->in_h == 1 && l->in_w == 1;
+    case LAYER_DROPOUT:
+        l->out_h = l->in_h;
+        l->out_w = l->in_w;
+        l->out_c = l->in_c;
+        return 1;
+    }
+    return 0;
+}
+
+static hcr_status parse_spec(const char *spec, int rows, int cols, int num_classes, layer *layers,
+                             int *nlayers)
+{
+    name_counters nc = {0};
+    int n = 0, h = rows, w = cols, c = 1;
+    int flat = 0;
+    const char *p = spec;
+    char token[64];
+
+#define ADD_LAYER(KIND)                                                            \
+    do {                                                                           \
+        if (n >= MAX_LAYERS - 2)                                                   \
+            return hcr_fail(HCR_EINVAL, "spec '%s': too many layers (at most %d)", \
+                            spec, MAX_LAYERS - 2);                                 \
+        memset(&layers[n], 0, sizeof layers[n]);                                   \
+        layers[n].kind = (KIND);                                                   \
+        layers[n].in_h = h;                                                        \
+        layers[n].in_w = w;                                                        \
+        layers[n].in_c = c;                                                        \
+    } while (0)
+
+    if (!*spec) return hcr_fail(HCR_EINVAL, "empty architecture spec");
+    while (*p) {
+        const char *start = p;
+        size_t len = strcspn(p, "-");
+        snprintf(token, sizeof token, "%.*s", (int)(len < 63 ? len : 63), p);
+        p += len;
+        if (*p == '-') {
+            p++;
+            if (!*p) return hcr_fail(HCR_EINVAL, "spec '%s': ends with '-'", spec);
+        }
+        if (len == 0) return hcr_fail(HCR_EINVAL, "spec '%s': empty token", spec);
+        const char *t = token;
+        long a = 0, b = 0;
+        layer *l = &layers[n];
+        if (strncmp(t, "conv", 4) == 0) {
+            t += 4;
+            if (flat)
+                return hcr_fail(HCR_EINVAL, "spec '%s': '%s' comes after a dense layer", spec, token);
+            if (!parse_int(&t, &a)) goto bad;
+            b = 3;
+            if (*t == 'x') {
+                t++;
+                if (!parse_int(&t, &b)) goto bad;
+            }
+            if (*t || b > 15) goto bad;
+            ADD_LAYER(LAYER_CONV);
+            l->k = (int)b;
+            l->out_c = (int)a;
+            l->relu = 1;
+            name_layer(l, &nc.conv, "conv2d");
+        } else if (strncmp(t, "pool", 4) == 0) {
+            t += 4;
+            if (flat)
+                return hcr_fail(HCR_EINVAL, "spec '%s': '%s' comes after a dense layer", spec, token);
+            a = 2;
+            if (*t && !parse_int(&t, &a)) goto bad;
+            if (*t || a > 16) goto bad;
+            ADD_LAYER(LAYER_POOL);
+            l->k = (int)a;
+            name_layer(l, &nc.pool, "max_pooling2d");
+        } else if (strncmp(t, "dense", 5) == 0) {
+            t += 5;
+            if (!parse_int(&t, &a) || *t) goto bad;
+            if (!flat) {
+                ADD_LAYER(LAYER_FLATTEN);
+                name_layer(&layers[n], &nc.flatten, "flatten");
+                if (!layer_shape(&layers[n])) goto nofit;
+                h = w = 1;
+                c = layers[n].out_c;
+                n++;
+                l = &layers[n];
+                flat = 1;
+            }
+            ADD_LAYER(LAYER_DENSE);
+            l->out_c = (int)a;
+            l->relu = 1;
+            name_layer(l, &nc.dense, "dense");
+        } else if (strncmp(t, "drop", 4) == 0) {
+            t += 4;
+            char *end;
+            errno = 0;
+            double r = strtod(t, &end);
+            if (end == t || *end || errno || !(r >= 0.0 && r < 1.0)) {
+                return hcr_fail(HCR_EINVAL,
+                                "spec '%s': '%s': dropout rate must be a number in [0, 1)", spec,
+                                token);
+            }
+            ADD_LAYER(LAYER_DROPOUT);
+            l->rate = (float)r;
+            name_layer(l, &nc.dropout, "dropout");
+        } else {
+            goto bad;
+        }
+        if (!layer_shape(l)) goto nofit;
+        h = l->out_h;
+        w = l->out_w;
+        c = l->out_c;
+        n++;
+        continue;
+    bad:
+        return hcr_fail(HCR_EINVAL,
+                        "spec '%s': cannot read '%.*s' (expected conv<F>[x<K>], pool[<S>], "
+                        "dense<N> or drop<R>, separated by '-')",
+                        spec, (int)len, start);
+    nofit:
+        return hcr_fail(HCR_EINVAL,
+                        "spec '%s': '%s' does not fit a %dx%dx%d input (the image is too small "
+                        "for this many layers)",
+                        spec, token, h, w, c);
+    }
+    /* The classifier: flatten if needed, then Dense(num_classes), softmax. */
+    if (!flat) {
+        ADD_LAYER(LAYER_FLATTEN);
+        name_layer(&layers[n], &nc.flatten, "flatten");
+        layer_shape(&layers[n]);
+        h = w = 1;
+        c = layers[n].out_c;
+        n++;
+    }
+    ADD_LAYER(LAYER_DENSE);
+    layers[n].out_c = num_classes;
+    layers[n].relu = 0;
+    name_layer(&layers[n], &nc.dense, "dense");
+    layer_shape(&layers[n]);
+    n++;
+#undef ADD_LAYER
+    *nlayers = n;
+    return HCR_OK;
+}
+
+/* --------------------------------------------------------------- building */
+
+static void add_tensor(hcr_model *m, const layer *l, const char *what, float *data, size_t count,
+                       int ndim, const int64_t *shape)
+{
+    tensor_ref *t = &m->tensors[m->ntensors++];
+    snprintf(t->name, sizeof t->name, "%s.%s", l->name, what);
+    t->ndim = ndim;
+    for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
+    t->data = data;
+    t->count = count;
+}
+
+hcr_status model_build(const char *spec, int rows, int cols, int num_classes, hcr_model **out)
+{
+    *out = NULL;
+    if (!spec) return hcr_fail(HCR_EINVAL, "no architecture spec");
+    if (rows < 1 || cols < 1 || rows > 4096 || cols > 4096)
+        return hcr_fail(HCR_EINVAL, "input size %dx%d out of range (1..4096)", rows, cols);
+    if (num_classes < 2 || num_classes > 1000)
+        return hcr_fail(HCR_EINVAL, "%d classes: need between 2 and 1000", num_classes);
+    layer tmp[MAX_LAYERS];
+    int nl = 0;
+    hcr_status s = parse_spec(spec, rows, cols, num_classes, tmp, &nl);
+    if (s) return s;
+
+    hcr_model *m = calloc(1, sizeof *m);
+    if (!m) return hcr_fail(HCR_ENOMEM, "out of memory");
+    m->spec = hcr_strdup(spec);
+    m->layers = malloc(sizeof(layer) * (size_t)nl);
+    if (!m->spec || !m->layers) {
+        hcr_model_free(m);
+        return hcr_fail(HCR_ENOMEM, "out of memory");
+    }
+    memcpy(m->layers, tmp, sizeof(layer) * (size_t)nl);
+    m->nlayers = nl;
+    m->rows = rows;
+    m->cols = cols;
+    m->num_classes = num_classes;
+    for (int i = 0; i < num_classes; i++)
+        snprintf(m->index_names[i], sizeof m->index_names[i], "%d", i % 1000);
+
+    size_t total = 0;
+    for (int i = 0; i < nl; i++) {
+        layer *l = &m->layers[i];
+        if (l->kind == LAYER_CONV) {
+            l->w_count = (size_t)l->k * l->k * l->in_c * l->out_c;
+            l->b_count = (size_t)l->out_c;
+        } else if (l->kind == LAYER_DENSE) {
+            l->w_count = layer_in_size(l) * l->out_c;
+            l->b_count = (size_t)l->out_c;
+        }
+        total += l->w_count + l->b_count;
+    }
+    if (total > ((size_t)1 << 30)) {
+        hcr_model_free(m);
+        return hcr_fail(HCR_EINVAL, "spec '%s': %zu parameters is too many", spec, total);
+    }
+    m->nparams = total;
+    m->params = calloc(total ? total : 1, sizeof(float));
+    m->grads = calloc(total ? total : 1, sizeof(float));
+    if (!m->params || !m->grads) {
+        hcr_model_free(m);
+        return hcr_fail(HCR_ENOMEM, "out of memory for %zu parameters", total);
+    }
+    size_t off = 0;
+    for (int i = 0; i < nl; i++) {
+        layer *l = &m->layers[i];
+        if (!l->w_count) continue;
+        l->w = m->params + off;
+        l->dw = m->grads + off;
+        off += l->w_count;
+        l->b = m->params + off;
+        l->db = m->grads + off;
+        off += l->b_count;
+        if (l->kind == LAYER_CONV) {
+            int64_t ks[4] = {l->k, l->k, l->in_c, l->out_c};
+            add_tensor(m, l, "kernel", l->w, l->w_count, 4, ks);
+        } else {
+            int64_t ks[2] = {(int64_t)layer_in_size(l), l->out_c};
+            add_tensor(m, l, "kernel", l->w, l->w_count, 2, ks);
+        }
+        int64_t bs[1] = {l->out_c};
+        add_tensor(m, l, "bias", l->b, l->b_count, 1, bs);
+    }
+    *out = m;
+    return HCR_OK;
+}
+
+void model_init_weights(hcr_model *m, uint64_t seed)
+{
+    hcr_rng rng;
+    hcr_rng_seed(&rng, seed);
+    for (int i = 0; i < m->nlayers; i++) {
+        layer *l = &m->layers[i];
+        if (!l->w_count) continue;
+        double fan_in, fan_out;
+        if (l->kind == LAYER_CONV) {
+            fan_in = (double)l->k * l->k * l->in_c;
+            fan_out = (double)l->k * l->k * l->out_c;
+        } else {
+            fan_in = (double)layer_in_size(l);
+            fan_out = l->out_c;
+        }
+        float limit = (float)sqrt(6.0 / (fan_in + fan_out));
+        for (size_t j = 0; j < l->w_count; j++)
+            l->w[j] = (2.0f * hcr_rng_uniform(&rng) - 1.0f) * limit;
+        memset(l->b, 0, l->b_count * sizeof(float));
+    }
+}
+
+hcr_status hcr_model_create(const char *spec, int rows, int cols, int num_classes, uint64_t seed,
+                            hcr_model **out)
+{
+    hcr_status s = model_build(spec, rows, cols, num_classes, out);
+    if (s) return s;
+    model_init_weights(*out, seed);
+    return HCR_OK;
+}
+
+void hcr_model_free(hcr_model *m)
+{
+    if (!m) return;
+    free(m->spec);
+    free(m->layers);
+    free(m->params);
+    free(m->grads);
+    for (int i = 0; i < m->nmeta; i++) {
+        free(m->meta_keys[i]);
+        free(m->meta_vals[i]);
+    }
+    free(m->meta_keys);
+    free(m->meta_vals);
+    free_class_names(m);
+    free(m->ws);
+    free(m);
+}
+
+/* -------------------------------------------------------------- workspace */
+
+#define ALIGN_FLOATS 16 /* 64 bytes */
+
+static size_t round_up(size_t n) { return (n + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS; }
+
+hcr_status model_reserve(hcr_model *m, int n)
+{
+    if (n <= m->capacity) return HCR_OK;
+    if (n > 1 << 20) return hcr_fail(HCR_EINVAL, "batch of %d images is too large", n);
+    /* Count the floats first, then carve one allocation. */
+    size_t need = 0;
+    size_t in_size = (size_t)m->rows * m->cols;
+    need += round_up(in_size * n);                   /* input  */
+    need += 2 * round_up((size_t)m->num_classes * n); /* probs, dlogits */
+    for (int i = 0; i < m->nlayers; i++) {
+        layer *l = &m->layers[i];
+        if (l->kind == LAYER_FLATTEN) continue;       /* aliases its input */
+        need += 2 * round_up(layer_out_size(l) * n);   /* out, dout */
+        if (l->kind == LAYER_CONV)
+            need += round_up((size_t)l->out_h * l->out_w * l->k * l->k * l->in_c * n);
+        if (l->kind == LAYER_POOL || l->kind == LAYER_DROPOUT)
+            need += round_up(layer_out_size(l) * n); /* argmax (int32) or mask */
+    }
+    float *ws = NULL;
+    size_t bytes;
+    if (!hcr_mul_size(need, sizeof(float), &bytes) ||
+        posix_memalign((void **)&ws, 64, bytes) != 0)
+        return hcr_fail(HCR_ENOMEM, "out of memory for a batch of %d images (%zu MB)", n,
+                        need * sizeof(float) >> 20);
+    free(m->ws);
+    m->ws = ws;
+    m->capacity = n;
+    float *p = ws;
+#define TAKE(count) (p += round_up(count), p - round_up(count))
+    m->input = TAKE(in_size * n);
+    m->probs = TAKE((size_t)m->num_classes * n);
+    m->dlogits = TAKE((size_t)m->num_classes * n);
+    for (int i = 0; i < m->nlayers; i++) {
+        layer *l = &m->layers[i];
+        l->col = NULL;
+        l->argmax = NULL;
+        l->mask = NULL;
+        if (l->kind == LAYER_FLATTEN) {
+            l->out = i ? m->layers[i - 1].out : m->input;
+            l->dout = i ? m->layers[i - 1].dout : NULL;
+            continue;
+        }
+        l->out = TAKE(layer_out_size(l) * n);
+        l->dout = TAKE(layer_out_size(l) * n);
+        if (l->kind == LAYER_CONV)
+            l->col = TAKE((size_t)l->out_h * l->out_w * l->k * l->k * l->in_c * n);
+        if (l->kind == LAYER_POOL) l->argmax = (int32_t *)TAKE(layer_out_size(l) * n);
+        if (l->kind == LAYER_DROPOUT) l->mask = TAKE(layer_out_size(l) * n);
+    }
+#undef TAKE
+    return HCR_OK;
+}
+
+/* ------------------------------------------------------ forward, backward */
+
+void model_load_input(hcr_model *m, const uint8_t *pixels, const int *idx, int n)
+{
+    const size_t sz = (size_t)m->rows * m->cols;
+    for (int b = 0; b < n; b++) {
+        const uint8_t *src = pixels + (idx ? (size_t)idx[b] : (size_t)b) * sz;
+        float *dst = m->input + (size_t)b * sz;
+        for (size_t i = 0; i < sz; i++) dst[i] = src[i] * (1.0f / 255.0f);
+    }
+}
+
+void model_forward(hcr_model *m, int n, int training, hcr_rng *rng)
+{
+    const float *in = m->input;
+    for (int i = 0; i < m->nlayers; i++) {
+        layer *l = &m->layers[i];
+        switch (l->kind) {
+        case LAYER_CONV:
+            conv2d_forward(l->out, l->col, in, l->w, l->b, n, l->in_h, l->in_w, l->in_c, l->k,
+                           l->out_c, l->relu);
+            break;
+        case LAYER_POOL:
+            maxpool_forward(l->out, l->argmax, in, n, l->in_h, l->in_w, l->in_c, l->k);
+            break;
+        case LAYER_FLATTEN:
+            break; /* out aliases the input */
+        case LAYER_DENSE:
+            dense_forward(l->out, in, l->w, l->b, n, (int)layer_in_size(l), l->out_c, l->relu);
+            break;
+        case LAYER_DROPOUT:
+            if (training && l->rate > 0)
+                dropout_forward(l->out, l->mask, in, layer_out_size(l) * n, l->rate, rng);
+            else
+                memcpy(l->out, in, layer_out_size(l) * n * sizeof(float));
+            break;
+        }
+        in = l->out;
+    }
+    softmax_forward(m->probs, in, n, m->num_classes);
+}
+
+double model_loss(const hcr_model *m, int n, const uint8_t *labels, int *correct)
+{
+    return cross_entropy(m->probs, labels, n, m->num_classes, correct);
+}
+
+void model_backward(hcr_model *m, int n, const uint8_t *labels)
+{
+    layer *last = &m->layers[m->nlayers - 1];
+    softmax_cross_entropy_backward(last->dout, m->probs, labels, n, m->num_classes);
+    for (int i = m->nlayers - 1; i >= 0; i--) {
+        layer *l = &m->layers[i];
+        const float *in = i ? m->layers[i - 1].out : m->input;
+        float *din = i ? m->layers[i - 1].dout : NULL;
+        switch (l->kind) {
+        case LAYER_CONV:
+            conv2d_backward(din, l->dw, l->db, l->dout, l->out, l->col, l->w, n, l->in_h, l->in_w,
+                            l->in_c, l->k, l->out_c, l->relu);
+            break;
+        case LAYER_POOL:
+            if (din) maxpool_backward(din, l->dout, l->argmax, n, l->in_h, l->in_w, l->in_c, l->k);
+            break;
+        case LAYER_FLATTEN:
+            break; /* dout aliases the previous layer's dout */
+        case LAYER_DENSE:
+            dense_backward(din, l->dw, l->db, l->dout, l->out, in, l->w, n, (int)layer_in_size(l),
+                           l->out_c, l->relu);
+            break;
+        case LAYER_DROPOUT:
+            if (din) {
+                if (l->rate > 0)
+                    dropout_backward(din, l->dout, l->mask, layer_out_size(l) * n);
+                else
+                    memcpy(din, l->dout, layer_out_size(l) * n * sizeof(float));
+            }
+            break;
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- predict */
+
+#define PREDICT_CHUNK 256
+
+hcr_status hcr_model_predict(hcr_model *m, const uint8_t *pixels, int n, float *probs)
+{
+    if (!m || (!pixels && n > 0) || (!probs && n > 0) || n < 0)
+        return hcr_fail(HCR_EINVAL, "hcr_model_predict: bad arguments");
+    int chunk = n < PREDICT_CHUNK ? n : PREDICT_CHUNK;
+    if (chunk > 0) {
+        hcr_status s = model_reserve(m, chunk);
+        if (s) return s;
+    }
+    hcr_threads();
+    const size_t sz = (size_t)m->rows * m->cols;
+    for (int start = 0; start < n; start += chunk) {
+        int k = n - start < chunk ? n - start : chunk;
+        model_load_input(m, pixels + (size_t)start * sz, NULL, k);
+        model_forward(m, k, 0, NULL);
+        memcpy(probs + (size_t)start * m->num_classes, m->probs,
+               (size_t)k * m->num_classes * sizeof(float));
+    }
+    return HCR_OK;
+}
+
+/* -------------------------------------------------------------- accessors */
+
+const char *hcr_model_spec(const hcr_model *m) { return m->spec; }
+int hcr_model_num_classes(const hcr_model *m) { return m->num_classes; }
+int hcr_model_input_rows(const hcr_model *m) { return m->rows; }
+int hcr_model_input_cols(const hcr_model *m) { return m->cols; }
+size_t hcr_model_param_count(const hcr_model *m) { return m->nparams; }
+
+static const char *kind_name(layer_kind k)
+{
+    switch (k) {
+    case LAYER_CONV: return "Conv2D";
+    case LAYER_POOL: return "MaxPooling2D";
+    case LAYER_FLATTEN: return "Flatten";
+    case LAYER_DENSE: return "Dense";
+    case LAYER_DROPOUT: return "Dropout";
+    }
+    return "?";
+}
+
+static void thousands(char *buf, size_t n, size_t v)
+{
+    char tmp[32];
+    int len = snprintf(tmp, sizeof tmp, "%zu", v);
+    size_t j = 0;
+    for (int i = 0; i < len && j + 1 < n; i++) {
+        if (i > 0 && (len - i) % 3 == 0 && j + 1 < n) buf[j++] = ',';
+        if (j + 1 < n) buf[j++] = tmp[i];
+    }
+    buf[j] = '\0';
+}
+
+void hcr_model_summary(const hcr_model *m, FILE *f)
+{
+    const char *rule = "__________________________________________________________________________";
+    const char *dbl = "==========================================================================";
+    fprintf(f, "Model: \"%s\"\n%s\n", m->spec, rule);
+    fprintf(f, " %-34s %-25s %-10s\n%s\n", "Layer (type)", "Output Shape", "Param #", dbl);
+    for (int i = 0; i < m->nlayers; i++) {
+        const layer *l = &m->layers[i];
+        char name[64], shape[48], params[32];
+        snprintf(name, sizeof name, "%s (%s)", l->name, kind_name(l->kind));
+        if (l->kind == LAYER_FLATTEN || l->kind == LAYER_DENSE ||
+            (l->kind == LAYER_DROPOUT && l->out_h == 1 && l->out_w == 1))
+            snprintf(shape, sizeof shape, "(None, %d)", l->out_c);
+        else
+            snprintf(shape, sizeof shape, "(None, %d, %d, %d)", l->out_h, l->out_w, l->out_c);
+        thousands(params, sizeof params, l->w_count + l->b_count);
+        fprintf(f, " %-34s %-25s %-10s\n", name, shape, params);
+        fprintf(f, "%s\n", i + 1 < m->nlayers ? "" : dbl);
+    }
+    char total[32];
+    thousands(total, sizeof total, m->nparams);
+    fprintf(f, "Total params: %s\nTrainable params: %s\nNon-trainable params: 0\n%s\n", total,
+            total, rule);
+}
+
+/* --------------------------------------------------------------- metadata */
+
+static void free_class_names(hcr_model *m)
+{
+    if (m->class_names) {
+        for (int i = 0; i < m->num_classes; i++) free(m->class_names[i]);
+        free(m->class_names);
+        m->class_names = NULL;
+    }
+}
+
+/* Use the "class_names" metadata (a JSON array of num_classes strings) if it
+ * is valid; otherwise classes are named by their index. */
+static void parse_class_names(hcr_model *m, const char *json)
+{
+    free_class_names(m);
+    if (!json) return;
+    cJSON *arr = cJSON_Parse(json);
+    if (cJSON_IsArray(arr) && cJSON_GetArraySize(arr) == m->num_classes) {
+        char **names = calloc((size_t)m->num_classes, sizeof *names);
+        int ok = names != NULL;
+        for (int i = 0; ok && i < m->num_classes; i++) {
+            cJSON *it = cJSON_GetArrayItem(arr, i);
+            ok = cJSON_IsString(it) && (names[i] = hcr_strdup(it->valuestring)) != NULL;
+        }
+        if (ok) {
+            m->class_names = names;
+        } else if (names) {
+            for (int i = 0; i < m->num_classes; i++) free(names[i]);
+            free(names);
+        }
+    }
+    cJSON_Delete(arr);
+}
+
+hcr_status hcr_model_set_meta(hcr_model *m, const char *key, const char *value)
+{
+    if (!m || !key || !*key) return hcr_fail(HCR_EINVAL, "metadata key must be a non-empty string");
+    int i;
+    for (i = 0; i < m->nmeta; i++)
+        if (strcmp(m->meta_keys[i], key) == 0) break;
+    if (!value) {
+        if (i < m->nmeta) {
+            free(m->meta_keys[i]);
+            free(m->meta_vals[i]);
+            memmove(m->meta_keys + i, m->meta_keys + i + 1, sizeof(char *) * (size_t)(m->nmeta - i - 1));
+            memmove(m->meta_vals + i, m->meta_vals + i + 1, sizeof(char *) * (size_t)(m->nmeta - i - 1));
+            m->nmeta--;
+        }
+    } else {
+        char *v = hcr_strdup(value);
+        if (!v) return hcr_fail(HCR_ENOMEM, "out of memory");
+        if (i < m->nmeta) {
+            free(m->meta_vals[i]);
+            m->meta_vals[i] = v;
+        } else {
+            char *k = hcr_strdup(key);
+            char **nk = realloc(m->meta_keys, sizeof(char *) * (size_t)(m->nmeta + 1));
+            if (nk) m->meta_keys = nk;
+            char **nv = realloc(m->meta_vals, sizeof(char *) * (size_t)(m->nmeta + 1));
+            if (nv) m->meta_vals = nv;
+            if (!k || !nk || !nv) {
+                free(k);
+                free(v);
+                return hcr_fail(HCR_ENOMEM, "out of memory");
+            }
+            m->meta_keys[m->nmeta] = k;
+            m->meta_vals[m->nmeta] = v;
+            m->nmeta++;
+        }
+    }
+    if (strcmp(key, "class_names") == 0) parse_class_names(m, value);
+    return HCR_OK;
+}
+
+const char *hcr_model_get_meta(const hcr_model *m, const char *key)
+{
+    for (int i = 0; i < m->nmeta; i++)
+        if (strcmp(m->meta_keys[i], key) == 0) return m->meta_vals[i];
+    return NULL;
+}
+
+int hcr_model_meta_count(const hcr_model *m) { return m->nmeta; }
+
+const char *hcr_model_meta_key(const hcr_model *m, int i)
+{
+    return i >= 0 && i < m->nmeta ? m->meta_keys[i] : NULL;
+}
+
+const char *hcr_model_class_name(const hcr_model *m, int i)
+{
+    if (i < 0 || i >= m->num_classes) return "?";
+    if (m->class_names) return m->class_names[i];
+    return m->index_names[i];
+}

@@ -1,0 +1,110 @@
+/*
+ * model.h - the model's insides, shared by model.c (build, forward,
+ * backward), train.c, metrics.c and modelfile.c. Not part of the public API.
+ *
+ * Memory layout
+ *   Activations are NHWC: image b, row y, column x, channel c is at
+ *   ((b * H + y) * W + x) * C + c. A convolution kernel is HWIO
+ *   ([kh][kw][cin][cout]) and a dense kernel is [in][out], as in Keras, so
+ *   a convolution is one matrix product of the im2col patches (rows =
+ *   output pixels, columns = kh*kw*cin) with the kernel.
+ *   All parameters live in one allocation (params), their gradients in
+ *   another of the same shape (grads); layers point into both.
+ *   Per-batch buffers (activations, their gradients, im2col, pooling
+ *   indices, dropout masks) live in one workspace sized for `capacity`
+ *   images and are reallocated only when a larger batch arrives.
+ */
+#ifndef HCR_MODEL_H
+#define HCR_MODEL_H
+
+#include "internal.h"
+
+typedef enum layer_kind {
+    LAYER_CONV,
+    LAYER_POOL,
+    LAYER_FLATTEN,
+    LAYER_DENSE,
+    LAYER_DROPOUT
+} layer_kind;
+
+typedef struct layer {
+    layer_kind kind;
+    char name[32];          /* Keras-style: conv2d, conv2d_1, dense, ...    */
+    int in_h, in_w, in_c;   /* per-image input shape                        */
+    int out_h, out_w, out_c;/* per-image output shape                       */
+    int k;                  /* conv kernel size, pool size                  */
+    int relu;               /* ReLU fused after conv/dense                  */
+    float rate;             /* dropout rate                                 */
+
+    float *w, *b;           /* parameters (into model->params), or NULL     */
+    float *dw, *db;         /* their gradients (into model->grads)          */
+    size_t w_count, b_count;
+
+    /* workspace (into model->ws) */
+    float *out;             /* capacity * out size: this layer's output     */
+    float *dout;            /* gradient of the loss w.r.t. out              */
+    float *col;             /* conv: im2col patches, capacity*oh*ow*k*k*cin */
+    int32_t *argmax;        /* pool: input index of each output's maximum   */
+    float *mask;            /* dropout: 0 or 1/(1-rate) per unit            */
+} layer;
+
+/* A named parameter tensor, as saved in the model file. */
+typedef struct tensor_ref {
+    char name[48];          /* e.g. "conv2d.kernel", "dense_1.bias"         */
+    int ndim;
+    int64_t shape[4];
+    float *data;            /* points into model->params                    */
+    size_t count;
+} tensor_ref;
+
+#define MODEL_MAX_TENSORS 64
+
+struct hcr_model {
+    char *spec;
+    int rows, cols, num_classes;
+
+    int nlayers;
+    layer *layers;
+
+    float *params, *grads;
+    size_t nparams;
+
+    int ntensors;
+    tensor_ref tensors[MODEL_MAX_TENSORS];
+
+    int nmeta;
+    char **meta_keys, **meta_vals;
+    char **class_names;     /* parsed from "class_names" metadata, or NULL  */
+    char index_names[1000][8]; /* "0".."999": names when there is no metadata */
+
+    /* per-batch workspace */
+    int capacity;
+    void *ws;
+    float *input;           /* capacity * rows * cols, scaled to [0,1]      */
+    float *probs;           /* capacity * num_classes softmax output        */
+    float *dlogits;
+};
+
+/* Build the layers and allocate parameters (all zero) for a spec; weights
+ * are not initialised. Used by hcr_model_create and the loader. */
+hcr_status model_build(const char *spec, int rows, int cols, int num_classes, hcr_model **out);
+/* Glorot-uniform kernels, zero biases. */
+void model_init_weights(hcr_model *m, uint64_t seed);
+/* Make sure the workspace holds at least n images. */
+hcr_status model_reserve(hcr_model *m, int n);
+
+/* Forward pass over n images already in m->input (n <= capacity). Fills
+ * m->probs. training: apply dropout with masks drawn from rng. */
+void model_forward(hcr_model *m, int n, int training, hcr_rng *rng);
+/* Mean cross-entropy of m->probs against labels; counts correct argmaxes. */
+double model_loss(const hcr_model *m, int n, const uint8_t *labels, int *correct);
+/* Backward pass after model_forward(training=1): gradients of the mean loss
+ * are written (not accumulated) into m->grads. */
+void model_backward(hcr_model *m, int n, const uint8_t *labels);
+/* Scale bytes to [0,1] floats into m->input for images idx[0..n) of pixels
+ * (idx NULL: consecutive images). */
+void model_load_input(hcr_model *m, const uint8_t *pixels, const int *idx, int n);
+
+/* The output of the last layer before softmax has num_classes units. */
+
+#endif

@@ -1,0 +1,146 @@
+/*
+ * train.c - the training loop: shuffle, then for each batch forward,
+ * loss, backward and an Adam update; validation at the end of each epoch;
+ * progress reported through a callback. Reads like the recipe:
+ *
+ *   for each epoch
+ *       shuffle the training images (seeded)
+ *       for each batch: forward, loss, backward, adam_step
+ *       evaluate on the validation images
+ */
+#include "model.h"
+#include "metrics.h"
+#include "optimizer.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+void hcr_train_config_default(hcr_train_config *cfg)
+{
+    cfg->epochs = 10;
+    cfg->batch_size = 128;
+    cfg->lr = 0.001f;
+    cfg->beta1 = 0.9f;
+    cfg->beta2 = 0.999f;
+    cfg->epsilon = 1e-7f;
+    cfg->seed = 42;
+    cfg->threads = 0;
+}
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+
+hcr_status hcr_train(hcr_model *m, const hcr_dataset *train, const hcr_dataset *val,
+                     const hcr_train_config *cfg, hcr_progress_fn cb, void *user,
+                     hcr_history *history)
+{
+    if (history) memset(history, 0, sizeof *history);
+    if (!m || !cfg) return hcr_fail(HCR_EINVAL, "hcr_train: no model or config");
+    if (cfg->epochs < 1 || cfg->epochs > 100000)
+        return hcr_fail(HCR_EINVAL, "epochs must be between 1 and 100000 (got %d)", cfg->epochs);
+    if (cfg->batch_size < 1 || cfg->batch_size > 65536)
+        return hcr_fail(HCR_EINVAL, "batch size must be between 1 and 65536 (got %d)", cfg->batch_size);
+    hcr_status s = check_dataset(m, train, "training");
+    if (s) return s;
+    if (val && (s = check_dataset(m, val, "validation"))) return s;
+
+    hcr_set_threads(cfg->threads);
+    const int batch = cfg->batch_size < train->count ? cfg->batch_size : train->count;
+    if ((s = model_reserve(m, batch))) return s;
+    adam opt;
+    if ((s = adam_init(&opt, m->nparams, cfg->lr, cfg->beta1, cfg->beta2, cfg->epsilon))) return s;
+    int *order = malloc(sizeof(int) * (size_t)train->count);
+    uint8_t *labels = malloc((size_t)batch);
+    if (history) {
+        history->rows = calloc((size_t)cfg->epochs, sizeof *history->rows);
+        if (!history->rows) s = HCR_ENOMEM;
+    }
+    if (!order || !labels || s) {
+        free(order);
+        free(labels);
+        adam_free(&opt);
+        return hcr_fail(HCR_ENOMEM, "out of memory");
+    }
+    for (int i = 0; i < train->count; i++) order[i] = i;
+
+    /* Two streams from one seed: the shuffle order and the dropout masks. */
+    hcr_rng shuffle_rng, dropout_rng;
+    hcr_rng_seed(&shuffle_rng, cfg->seed);
+    hcr_rng_seed(&dropout_rng, cfg->seed ^ 0x64726f706f7574ULL);
+
+    const int steps = (train->count + batch - 1) / batch;
+    const size_t image_size = (size_t)m->rows * m->cols;
+    (void)image_size;
+    s = HCR_OK;
+    for (int epoch = 1; epoch <= cfg->epochs && !s; epoch++) {
+        double t0 = now_seconds();
+        for (int i = train->count - 1; i > 0; i--) {
+            int j = (int)hcr_rng_below(&shuffle_rng, (uint32_t)i + 1);
+            int tmp = order[i];
+            order[i] = order[j];
+            order[j] = tmp;
+        }
+        double loss_sum = 0;
+        long correct_sum = 0, seen = 0;
+        hcr_progress p = {0};
+        p.epoch = epoch;
+        p.epochs = cfg->epochs;
+        p.steps = steps;
+        for (int step = 0; step < steps; step++) {
+            const int start = step * batch;
+            const int n = train->count - start < batch ? train->count - start : batch;
+            model_load_input(m, train->pixels, order + start, n);
+            for (int b = 0; b < n; b++) labels[b] = train->labels[order[start + b]];
+            model_forward(m, n, 1, &dropout_rng);
+            int correct = 0;
+            double loss = model_loss(m, n, labels, &correct);
+            model_backward(m, n, labels);
+            adam_step(&opt, m->params, m->grads);
+            loss_sum += loss * n;
+            correct_sum += correct;
+            seen += n;
+            p.step = step + 1;
+            p.loss = loss_sum / seen;
+            p.accuracy = (double)correct_sum / seen;
+            p.epoch_seconds = now_seconds() - t0;
+            if (cb && cb(user, &p)) {
+                s = hcr_fail(HCR_EINTERRUPTED, "training stopped at epoch %d, step %d", epoch, step + 1);
+                break;
+            }
+        }
+        if (s) break;
+        if (val) {
+            if ((s = model_eval_dataset(m, val, batch, &p.val_loss, &p.val_accuracy, NULL))) break;
+        }
+        p.epoch_seconds = now_seconds() - t0;
+        p.end_of_epoch = 1;
+        if (history) {
+            hcr_epoch_record *r = &history->rows[history->epochs++];
+            r->loss = p.loss;
+            r->accuracy = p.accuracy;
+            r->val_loss = val ? p.val_loss : 0;
+            r->val_accuracy = val ? p.val_accuracy : 0;
+            r->seconds = p.epoch_seconds;
+        }
+        if (cb && cb(user, &p))
+            s = hcr_fail(HCR_EINTERRUPTED, "training stopped after epoch %d", epoch);
+    }
+    free(order);
+    free(labels);
+    adam_free(&opt);
+    return s;
+}
+
+void hcr_history_free(hcr_history *h)
+{
+    if (!h) return;
+    free(h->rows);
+    h->rows = NULL;
+    h->epochs = 0;
+}

@@ -1,0 +1,56 @@
+/* harness.c - runs the tests listed by TEST_MAIN and prints the tally. */
+#include "harness.h"
+
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int harness_failed_checks;
+const char *harness_data_dir;
+
+static char tmpdir[256];
+
+const char *harness_tmpdir(void)
+{
+    if (!tmpdir[0]) {
+        const char *base = getenv("TMPDIR");
+        snprintf(tmpdir, sizeof tmpdir, "%s/hcr-test-XXXXXX", base && *base ? base : "/tmp");
+        if (!mkdtemp(tmpdir)) {
+            perror("mkdtemp");
+            exit(2);
+        }
+    }
+    return tmpdir;
+}
+
+static void remove_tmpdir(void)
+{
+    if (tmpdir[0]) {
+        char cmd[300];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+        if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+    }
+}
+
+int harness_main(int argc, char **argv, const harness_test *tests, int n)
+{
+    const char *only = argc > 1 ? argv[1] : NULL;
+    harness_data_dir = getenv("HCR_TEST_DATA");
+    if (!harness_data_dir || !*harness_data_dir) harness_data_dir = "../shared/data/mnist";
+    int passed = 0, failed = 0;
+    for (int i = 0; i < n; i++) {
+        if (only && !strstr(tests[i].name, only)) continue;
+        int before = harness_failed_checks;
+        fprintf(stderr, "%s ...\n", tests[i].name);
+        tests[i].fn();
+        if (harness_failed_checks == before) {
+            passed++;
+        } else {
+            failed++;
+            fprintf(stderr, "FAIL %s\n", tests[i].name);
+        }
+    }
+    remove_tmpdir();
+    printf("%s: %d passed, %d failed\n", argv[0], passed, failed);
+    return failed ? 1 : 0;
+}
