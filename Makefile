@@ -12,11 +12,20 @@
 
 CC      ?= gcc
 BUILD   ?= build
-OPT     ?= -O2
+OPT     ?= -O3
 CFLAGS  ?= $(OPT) -g
 CFLAGS  += -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE \
            -Wall -Wextra -Werror -fopenmp -Iinclude -Isrc
 LDLIBS  += -fopenmp -lopenblas -lcjson -lcurl -lcrypto -lz -lm
+
+# Prefer Debian's OpenMP build of OpenBLAS when it is installed, so BLAS and
+# hcr's own loops share one thread pool; otherwise whatever -lopenblas finds.
+MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
+BLAS_DIR  := $(wildcard /usr/lib/$(MULTIARCH)/openblas-openmp)
+ifneq ($(BLAS_DIR),)
+CFLAGS  += -I/usr/include/$(MULTIARCH)/openblas-openmp
+LDLIBS  += -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR)
+endif
 
 LIB_SRC  := $(sort $(wildcard src/*.c))
 CLI_SRC  := $(sort $(wildcard cli/*.c))
@@ -43,7 +52,7 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/tests/harness.o $(BUILD)/libhcr.a
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
 test: $(TESTS) $(BUILD)/hcr
-	@HCR_BIN=$(BUILD)/hcr tests/run_all.sh $(TESTS)
+	@HCR_BIN=$(BUILD)/hcr tests/run_all.sh $(TESTS) tests/test_cli.sh
 
 SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 sanitize:

@@ -81,8 +81,8 @@ hcr_status hcr_evaluate(hcr_model *m, const hcr_dataset *ds, int threads, hcr_ev
         hcr_eval_free(out);
         return hcr_fail(HCR_ENOMEM, "out of memory");
     }
-    int batch = m->capacity > 0 ? m->capacity : EVAL_BATCH;
-    s = model_eval_dataset(m, ds, batch, &out->loss, &out->accuracy, out->confusion);
+    /* A fixed batch, so a model scores the same before and after a save. */
+    s = model_eval_dataset(m, ds, EVAL_BATCH, &out->loss, &out->accuracy, out->confusion);
     if (s) {
         hcr_eval_free(out);
         return s;

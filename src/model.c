@@ -224,17 +224,46 @@ static void add_tensor(hcr_model *m, const layer *l, const char *what, float *da
     t->count = count;
 }
 
-hcr_status model_build(const char *spec, int rows, int cols, int num_classes, hcr_model **out)
+/* Parse and check a spec into tmp[0..*nl) and count its parameters. */
+static hcr_status plan_model(const char *spec, int rows, int cols, int num_classes, layer *tmp,
+                             int *nl, size_t *nparams)
 {
-    *out = NULL;
     if (!spec) return hcr_fail(HCR_EINVAL, "no architecture spec");
     if (rows < 1 || cols < 1 || rows > 4096 || cols > 4096)
         return hcr_fail(HCR_EINVAL, "input size %dx%d out of range (1..4096)", rows, cols);
     if (num_classes < 2 || num_classes > 1000)
         return hcr_fail(HCR_EINVAL, "%d classes: need between 2 and 1000", num_classes);
+    hcr_status s = parse_spec(spec, rows, cols, num_classes, tmp, nl);
+    if (s) return s;
+    size_t needed = 0;
+    for (int i = 0; i < *nl; i++) {
+        const layer *l = &tmp[i];
+        if (l->kind == LAYER_CONV)
+            needed += (size_t)l->k * l->k * l->in_c * l->out_c + (size_t)l->out_c;
+        else if (l->kind == LAYER_DENSE)
+            needed += layer_in_size(l) * l->out_c + (size_t)l->out_c;
+        if (needed > MODEL_MAX_PARAMS)
+            return hcr_fail(HCR_EINVAL, "spec '%s' needs more than %zu parameters", spec,
+                            MODEL_MAX_PARAMS);
+    }
+    *nparams = needed;
+    return HCR_OK;
+}
+
+hcr_status model_spec_params(const char *spec, int rows, int cols, int num_classes, size_t *nparams)
+{
     layer tmp[MAX_LAYERS];
     int nl = 0;
-    hcr_status s = parse_spec(spec, rows, cols, num_classes, tmp, &nl);
+    return plan_model(spec, rows, cols, num_classes, tmp, &nl, nparams);
+}
+
+hcr_status model_build(const char *spec, int rows, int cols, int num_classes, hcr_model **out)
+{
+    *out = NULL;
+    layer tmp[MAX_LAYERS];
+    int nl = 0;
+    size_t planned = 0;
+    hcr_status s = plan_model(spec, rows, cols, num_classes, tmp, &nl, &planned);
     if (s) return s;
 
     hcr_model *m = calloc(1, sizeof *m);
@@ -264,10 +293,6 @@ hcr_status model_build(const char *spec, int rows, int cols, int num_classes, hc
             l->b_count = (size_t)l->out_c;
         }
         total += l->w_count + l->b_count;
-    }
-    if (total > ((size_t)1 << 30)) {
-        hcr_model_free(m);
-        return hcr_fail(HCR_EINVAL, "spec '%s': %zu parameters is too many", spec, total);
     }
     m->nparams = total;
     m->params = calloc(total ? total : 1, sizeof(float));

