@@ -41,6 +41,11 @@ $(BUILD)/%.o: %.c include/hcr.h $(wildcard src/*.h) $(wildcard cli/*.h) $(wildca
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
+# The AVX2 kernels alone are built for AVX2; they run only where the CPU has it.
+ifneq ($(filter x86_64% i686% i386%,$(shell $(CC) -dumpmachine)),)
+$(BUILD)/src/kernels_avx2.o: CFLAGS += -mavx2 -mfma
+endif
+
 $(BUILD)/libhcr.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^

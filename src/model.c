@@ -5,6 +5,7 @@
  */
 #include "model.h"
 
+#include "kernels.h"
 #include "layers.h"
 
 #include <ctype.h>
@@ -14,6 +15,10 @@
 #include <string.h>
 
 #include <cjson/cJSON.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #define MAX_LAYERS 64
 
@@ -371,6 +376,7 @@ void hcr_model_free(hcr_model *m)
     free(m->meta_vals);
     free_class_names(m);
     free(m->ws);
+    free(m->tgrads);
     free(m);
 }
 
@@ -380,6 +386,9 @@ void hcr_model_free(hcr_model *m)
 
 static size_t round_up(size_t n) { return (n + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS; }
 
+/* Layers that run image by image inside one parallel region. */
+static int per_image(const layer *l) { return l->kind == LAYER_CONV || l->kind == LAYER_POOL; }
+
 hcr_status model_reserve(hcr_model *m, int n)
 {
     if (n <= m->capacity) return HCR_OK;
@@ -387,16 +396,14 @@ hcr_status model_reserve(hcr_model *m, int n)
     /* Count the floats first, then carve one allocation. */
     size_t need = 0;
     size_t in_size = (size_t)m->rows * m->cols;
-    need += round_up(in_size * n);                   /* input  */
+    need += round_up(in_size * n);                    /* input          */
     need += 2 * round_up((size_t)m->num_classes * n); /* probs, dlogits */
     for (int i = 0; i < m->nlayers; i++) {
         layer *l = &m->layers[i];
-        if (l->kind == LAYER_FLATTEN) continue;       /* aliases its input */
-        need += 2 * round_up(layer_out_size(l) * n);   /* out, dout */
-        if (l->kind == LAYER_CONV)
-            need += round_up((size_t)l->out_h * l->out_w * l->k * l->k * l->in_c * n);
-        if (l->kind == LAYER_POOL || l->kind == LAYER_DROPOUT)
-            need += round_up(layer_out_size(l) * n); /* argmax (int32) or mask */
+        if (l->kind == LAYER_FLATTEN) continue;      /* aliases its input */
+        need += 2 * round_up(layer_out_size(l) * n);  /* out, dout */
+        if (l->kind == LAYER_CONV) need += round_up(l->w_count); /* packed kernel */
+        if (l->kind == LAYER_DROPOUT) need += round_up(layer_out_size(l) * n); /* mask */
     }
     float *ws = NULL;
     size_t bytes;
@@ -414,8 +421,7 @@ hcr_status model_reserve(hcr_model *m, int n)
     m->dlogits = TAKE((size_t)m->num_classes * n);
     for (int i = 0; i < m->nlayers; i++) {
         layer *l = &m->layers[i];
-        l->col = NULL;
-        l->argmax = NULL;
+        l->wt = NULL;
         l->mask = NULL;
         if (l->kind == LAYER_FLATTEN) {
             l->out = i ? m->layers[i - 1].out : m->input;
@@ -424,12 +430,27 @@ hcr_status model_reserve(hcr_model *m, int n)
         }
         l->out = TAKE(layer_out_size(l) * n);
         l->dout = TAKE(layer_out_size(l) * n);
-        if (l->kind == LAYER_CONV)
-            l->col = TAKE((size_t)l->out_h * l->out_w * l->k * l->k * l->in_c * n);
-        if (l->kind == LAYER_POOL) l->argmax = (int32_t *)TAKE(layer_out_size(l) * n);
+        if (l->kind == LAYER_CONV) l->wt = TAKE(l->w_count);
         if (l->kind == LAYER_DROPOUT) l->mask = TAKE(layer_out_size(l) * n);
     }
 #undef TAKE
+    return HCR_OK;
+}
+
+/* Per-thread gradient buffers for the per-image layers, so threads never
+ * write the same gradient; they are summed in thread order afterwards. */
+static hcr_status reserve_thread_grads(hcr_model *m, int threads)
+{
+    if (m->tgrads && m->tgrads_threads >= threads) return HCR_OK;
+    size_t bytes;
+    if (!hcr_mul_size(m->nparams, (size_t)threads * sizeof(float), &bytes))
+        return hcr_fail(HCR_ENOMEM, "out of memory");
+    float *t = NULL;
+    if (posix_memalign((void **)&t, 64, bytes ? bytes : 64) != 0)
+        return hcr_fail(HCR_ENOMEM, "out of memory for per-thread gradients");
+    free(m->tgrads);
+    m->tgrads = t;
+    m->tgrads_threads = threads;
     return HCR_OK;
 }
 
@@ -445,21 +466,59 @@ void model_load_input(hcr_model *m, const uint8_t *pixels, const int *idx, int n
     }
 }
 
+/* Images [*b0, *b1) of n for thread t of nt: a fixed split, so results do
+ * not depend on scheduling. */
+static void thread_share(int n, int t, int nt, int *b0, int *b1)
+{
+    *b0 = (int)((long)n * t / nt);
+    *b1 = (int)((long)n * (t + 1) / nt);
+}
+
+static const float *layer_input(const hcr_model *m, int i)
+{
+    return i ? m->layers[i - 1].out : m->input;
+}
+
+/* Forward through layers [first, last), all per-image, for n images. */
+static void forward_images(hcr_model *m, int first, int last, int n)
+{
+    const hcr_kernels *kern = kernels_select();
+    const int threads = hcr_threads();
+#pragma omp parallel num_threads(threads) if (n > 1 && threads > 1)
+    {
+        int b0, b1;
+#ifdef _OPENMP
+        thread_share(n, omp_get_thread_num(), omp_get_num_threads(), &b0, &b1);
+#else
+        thread_share(n, 0, 1, &b0, &b1);
+#endif
+        for (int b = b0; b < b1; b++)
+            for (int i = first; i < last; i++) {
+                layer *l = &m->layers[i];
+                const float *in = layer_input(m, i) + (size_t)b * layer_in_size(l);
+                float *out = l->out + (size_t)b * layer_out_size(l);
+                if (l->kind == LAYER_CONV)
+                    kern->conv_forward(out, in, l->w, l->b, l->in_h, l->in_w, l->in_c, l->k, l->out_c,
+                                       l->relu);
+                else
+                    kern->pool_forward(out, in, l->in_h, l->in_w, l->in_c, l->k);
+            }
+    }
+}
+
 void model_forward(hcr_model *m, int n, int training, hcr_rng *rng)
 {
-    const float *in = m->input;
-    for (int i = 0; i < m->nlayers; i++) {
+    for (int i = 0; i < m->nlayers;) {
         layer *l = &m->layers[i];
+        if (per_image(l)) {
+            int j = i;
+            while (j < m->nlayers && per_image(&m->layers[j])) j++;
+            forward_images(m, i, j, n);
+            i = j;
+            continue;
+        }
+        const float *in = layer_input(m, i);
         switch (l->kind) {
-        case LAYER_CONV:
-            conv2d_forward(l->out, l->col, in, l->w, l->b, n, l->in_h, l->in_w, l->in_c, l->k,
-                           l->out_c, l->relu);
-            break;
-        case LAYER_POOL:
-            maxpool_forward(l->out, l->argmax, in, n, l->in_h, l->in_w, l->in_c, l->k);
-            break;
-        case LAYER_FLATTEN:
-            break; /* out aliases the input */
         case LAYER_DENSE:
             dense_forward(l->out, in, l->w, l->b, n, (int)layer_in_size(l), l->out_c, l->relu);
             break;
@@ -469,10 +528,12 @@ void model_forward(hcr_model *m, int n, int training, hcr_rng *rng)
             else
                 memcpy(l->out, in, layer_out_size(l) * n * sizeof(float));
             break;
+        default:
+            break; /* flatten: out aliases the input */
         }
-        in = l->out;
+        i++;
     }
-    softmax_forward(m->probs, in, n, m->num_classes);
+    softmax_forward(m->probs, m->layers[m->nlayers - 1].out, n, m->num_classes);
 }
 
 double model_loss(const hcr_model *m, int n, const uint8_t *labels, int *correct)
@@ -480,24 +541,87 @@ double model_loss(const hcr_model *m, int n, const uint8_t *labels, int *correct
     return cross_entropy(m->probs, labels, n, m->num_classes, correct);
 }
 
-void model_backward(hcr_model *m, int n, const uint8_t *labels)
+/* Backward through per-image layers [first, last) for n images, each
+ * thread summing its images' weight gradients in its own buffer. */
+static void backward_images(hcr_model *m, int first, int last, int n)
 {
+    const hcr_kernels *kern = kernels_select();
+    const int threads = hcr_threads();
+    for (int i = first; i < last; i++) {
+        layer *l = &m->layers[i];
+        if (l->kind == LAYER_CONV && i > 0) conv_pack_wt(l->wt, l->w, l->k, l->in_c, l->out_c);
+    }
+    int used = 1;
+#pragma omp parallel num_threads(threads) if (n > 1 && threads > 1)
+    {
+        int t = 0, nt = 1;
+#ifdef _OPENMP
+        t = omp_get_thread_num();
+        nt = omp_get_num_threads();
+#endif
+        if (t == 0) used = nt;
+        int b0, b1;
+        thread_share(n, t, nt, &b0, &b1);
+        float *tg = m->tgrads + (size_t)t * m->nparams;
+        for (int i = first; i < last; i++) {
+            layer *l = &m->layers[i];
+            if (l->kind == LAYER_CONV)
+                memset(tg + (l->w - m->params), 0, sizeof(float) * (l->w_count + l->b_count));
+        }
+        for (int b = b0; b < b1; b++)
+            for (int i = last - 1; i >= first; i--) {
+                layer *l = &m->layers[i];
+                const size_t isz = layer_in_size(l), osz = layer_out_size(l);
+                const float *in = layer_input(m, i) + (size_t)b * isz;
+                float *din = i ? m->layers[i - 1].dout + (size_t)b * isz : NULL;
+                float *dout = l->dout + (size_t)b * osz;
+                if (l->kind == LAYER_POOL) {
+                    if (din)
+                        kern->pool_backward(din, dout, in, l->out + (size_t)b * osz, l->in_h,
+                                            l->in_w, l->in_c, l->k);
+                    continue;
+                }
+                if (l->relu) relu_mask(dout, l->out + (size_t)b * osz, (long)osz);
+                float *dw = tg + (l->w - m->params), *db = tg + (l->b - m->params);
+                kern->conv_wgrad(dw, db, in, dout, l->in_h, l->in_w, l->in_c, l->k, l->out_c);
+                if (din) {
+                    memset(din, 0, sizeof(float) * isz);
+                    kern->conv_dgrad(din, dout, l->wt, l->in_h, l->in_w, l->in_c, l->k, l->out_c);
+                }
+            }
+    }
+    /* Sum the threads' gradients in a fixed order. */
+    for (int i = first; i < last; i++) {
+        layer *l = &m->layers[i];
+        if (l->kind != LAYER_CONV) continue;
+        const size_t off = (size_t)(l->w - m->params), count = l->w_count + l->b_count;
+        float *g = m->grads + off;
+        memcpy(g, m->tgrads + off, sizeof(float) * count);
+        for (int t = 1; t < used; t++) {
+            const float *tg = m->tgrads + (size_t)t * m->nparams + off;
+            for (size_t j = 0; j < count; j++) g[j] += tg[j];
+        }
+    }
+}
+
+hcr_status model_backward(hcr_model *m, int n, const uint8_t *labels)
+{
+    hcr_status s = reserve_thread_grads(m, hcr_threads());
+    if (s) return s;
     layer *last = &m->layers[m->nlayers - 1];
     softmax_cross_entropy_backward(last->dout, m->probs, labels, n, m->num_classes);
-    for (int i = m->nlayers - 1; i >= 0; i--) {
+    for (int i = m->nlayers - 1; i >= 0;) {
         layer *l = &m->layers[i];
-        const float *in = i ? m->layers[i - 1].out : m->input;
+        if (per_image(l)) {
+            int j = i;
+            while (j >= 0 && per_image(&m->layers[j])) j--;
+            backward_images(m, j + 1, i + 1, n);
+            i = j;
+            continue;
+        }
+        const float *in = layer_input(m, i);
         float *din = i ? m->layers[i - 1].dout : NULL;
         switch (l->kind) {
-        case LAYER_CONV:
-            conv2d_backward(din, l->dw, l->db, l->dout, l->out, l->col, l->w, n, l->in_h, l->in_w,
-                            l->in_c, l->k, l->out_c, l->relu);
-            break;
-        case LAYER_POOL:
-            if (din) maxpool_backward(din, l->dout, l->argmax, n, l->in_h, l->in_w, l->in_c, l->k);
-            break;
-        case LAYER_FLATTEN:
-            break; /* dout aliases the previous layer's dout */
         case LAYER_DENSE:
             dense_backward(din, l->dw, l->db, l->dout, l->out, in, l->w, n, (int)layer_in_size(l),
                            l->out_c, l->relu);
@@ -510,8 +634,12 @@ void model_backward(hcr_model *m, int n, const uint8_t *labels)
                     memcpy(din, l->dout, layer_out_size(l) * n * sizeof(float));
             }
             break;
+        default:
+            break; /* flatten: dout aliases the previous layer's dout */
         }
+        i--;
     }
+    return HCR_OK;
 }
 
 /* ---------------------------------------------------------------- predict */

@@ -10,9 +10,17 @@
  *   output pixels, columns = kh*kw*cin) with the kernel.
  *   All parameters live in one allocation (params), their gradients in
  *   another of the same shape (grads); layers point into both.
- *   Per-batch buffers (activations, their gradients, im2col, pooling
- *   indices, dropout masks) live in one workspace sized for `capacity`
- *   images and are reallocated only when a larger batch arrives.
+ *   Per-batch buffers (activations, their gradients, dropout masks) live
+ *   in one workspace sized for `capacity` images and are reallocated only
+ *   when a larger batch arrives.
+ *
+ * Execution
+ *   Runs of convolution and pooling layers go image by image (kernels.h),
+ *   the batch split across threads in fixed shares, so one image's
+ *   activations stay in cache from layer to layer. Dense layers go as
+ *   whole-batch matrix products (BLAS). Weight gradients of the per-image
+ *   layers are summed per thread and then across threads in thread order:
+ *   the same thread count gives bit-identical results.
  */
 #ifndef HCR_MODEL_H
 #define HCR_MODEL_H
@@ -43,8 +51,7 @@ typedef struct layer {
     /* workspace (into model->ws) */
     float *out;             /* capacity * out size: this layer's output     */
     float *dout;            /* gradient of the loss w.r.t. out              */
-    float *col;             /* conv: im2col patches, capacity*oh*ow*k*k*cin */
-    int32_t *argmax;        /* pool: input index of each output's maximum   */
+    float *wt;              /* conv: the kernel packed for the input gradient */
     float *mask;            /* dropout: 0 or 1/(1-rate) per unit            */
 } layer;
 
@@ -83,6 +90,8 @@ struct hcr_model {
     float *input;           /* capacity * rows * cols, scaled to [0,1]      */
     float *probs;           /* capacity * num_classes softmax output        */
     float *dlogits;
+    float *tgrads;          /* per-thread gradients of per-image layers     */
+    int tgrads_threads;
 };
 
 /* Build the layers and allocate parameters (all zero) for a spec; weights
@@ -103,8 +112,9 @@ void model_forward(hcr_model *m, int n, int training, hcr_rng *rng);
 /* Mean cross-entropy of m->probs against labels; counts correct argmaxes. */
 double model_loss(const hcr_model *m, int n, const uint8_t *labels, int *correct);
 /* Backward pass after model_forward(training=1): gradients of the mean loss
- * are written (not accumulated) into m->grads. */
-void model_backward(hcr_model *m, int n, const uint8_t *labels);
+ * are written (not accumulated) into m->grads. Fails only if the
+ * per-thread gradient buffers cannot be allocated. */
+hcr_status model_backward(hcr_model *m, int n, const uint8_t *labels);
 /* Scale bytes to [0,1] floats into m->input for images idx[0..n) of pixels
  * (idx NULL: consecutive images). */
 void model_load_input(hcr_model *m, const uint8_t *pixels, const int *idx, int n);

@@ -98,7 +98,7 @@ hcr_status hcr_train(hcr_model *m, const hcr_dataset *train, const hcr_dataset *
             model_forward(m, n, 1, &dropout_rng);
             int correct = 0;
             double loss = model_loss(m, n, labels, &correct);
-            model_backward(m, n, labels);
+            if ((s = model_backward(m, n, labels))) break;
             adam_step(&opt, m->params, m->grads);
             loss_sum += loss * n;
             correct_sum += correct;

@@ -1,0 +1,59 @@
+/*
+ * kernels.h - the per-image convolution and pooling kernels the model runs
+ * on its hot path, in several instruction sets, chosen at run time.
+ *
+ * Why hand-written: a BLAS sees a convolution only after im2col has copied
+ * every input value K*K times, and its threads split one product at a time.
+ * These kernels read the NHWC input in place (implicit GEMM), work on one
+ * image at a time so its activations stay in the core's cache between
+ * layers, and let the model split the batch across threads. The dense
+ * layers, which are plain matrix products, stay with BLAS.
+ *
+ * Layouts: input [H][W][C], output [OH][OW][F] with OH = H-K+1, OW = W-K+1,
+ * kernel [K][K][C][F] (HWIO), valid padding, stride 1. Pooling is S x S,
+ * stride S, floor.
+ */
+#ifndef HCR_KERNELS_H
+#define HCR_KERNELS_H
+
+typedef struct hcr_kernels {
+    const char *name;
+    /* out = conv(in, w) + b, then ReLU if relu. */
+    void (*conv_forward)(float *out, const float *in, const float *w, const float *b, int H, int W,
+                         int C, int K, int F, int relu);
+    /* dw[K][K][C][F] += sum over pixels of patch x dout; db[F] += sum of dout. */
+    void (*conv_wgrad)(float *dw, float *db, const float *in, const float *dout, int H, int W, int C,
+                       int K, int F);
+    /* din[H][W][C] += the gradient through the kernel; wt is the kernel
+     * packed by conv_pack_wt. */
+    void (*conv_dgrad)(float *din, const float *dout, const float *wt, int H, int W, int C, int K,
+                       int F);
+    /* Max pooling. */
+    void (*pool_forward)(float *out, const float *in, int H, int W, int C, int S);
+    /* din (written in full) = dout routed to the first maximum of each
+     * window (row-major window order), zero elsewhere. */
+    void (*pool_backward)(float *din, const float *dout, const float *in, const float *out, int H,
+                          int W, int C, int S);
+} hcr_kernels;
+
+/* The fastest kernels this CPU runs; HCR_KERNELS=generic in the
+ * environment forces the portable ones. */
+const hcr_kernels *kernels_select(void);
+
+/* Portable C, any shape. */
+extern const hcr_kernels kernels_generic;
+#if defined(__x86_64__) || defined(__i386__)
+/* AVX2 + FMA; shapes they do not cover (channel counts not a multiple of 8)
+ * go to the generic code. */
+extern const hcr_kernels kernels_avx2;
+#define HCR_HAVE_AVX2_KERNELS 1
+#endif
+
+/* wt[tap][f][c] = w[tap][c][f] for tap = ky*K + kx: the layout conv_dgrad
+ * reads, so that it loads contiguous input channels. */
+void conv_pack_wt(float *wt, const float *w, int K, int C, int F);
+
+/* dout[i] = 0 where out[i] <= 0 (the ReLU's gradient). */
+void relu_mask(float *dout, const float *out, long n);
+
+#endif

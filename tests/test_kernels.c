@@ -1,0 +1,175 @@
+/*
+ * test_kernels.c - every per-image kernel (kernels.h), in every instruction
+ * set this CPU runs, against the plain-loop reference layers (layers.h) on
+ * random shapes including odd ones. Tolerance: 1e-4 relative to the
+ * largest magnitude of the reference output (float sums in another order).
+ */
+#include "harness.h"
+
+#include "kernels.h"
+#include "layers.h"
+
+#include <stdlib.h>
+
+static hcr_rng rng;
+
+static float *randv(size_t n)
+{
+    float *v = malloc(sizeof(float) * (n ? n : 1));
+    for (size_t i = 0; i < n; i++) v[i] = 2.0f * hcr_rng_uniform(&rng) - 1.0f;
+    return v;
+}
+
+static float *copyv(const float *src, size_t n)
+{
+    float *v = malloc(sizeof(float) * (n ? n : 1));
+    memcpy(v, src, sizeof(float) * n);
+    return v;
+}
+
+/* max |a-b| <= 1e-4 * max(1, max |b|) */
+static int close_all(const float *a, const float *b, size_t n, const char *what, const char *kern)
+{
+    double scale = 1, worst = 0;
+    for (size_t i = 0; i < n; i++) scale = fabs(b[i]) > scale ? fabs(b[i]) : scale;
+    size_t at = 0;
+    for (size_t i = 0; i < n; i++) {
+        double e = fabs((double)a[i] - b[i]);
+        if (e > worst || e != e) {
+            worst = e != e ? INFINITY : e;
+            at = i;
+        }
+    }
+    if (worst > 1e-4 * scale) {
+        fprintf(stderr, "  %s (%s): element %zu is %g, reference %g\n", what, kern, at, a[at], b[at]);
+        return 0;
+    }
+    return 1;
+}
+
+static const hcr_kernels *kernel_sets[2];
+static int nsets;
+
+static void find_kernel_sets(void)
+{
+    nsets = 0;
+    kernel_sets[nsets++] = &kernels_generic;
+#ifdef HCR_HAVE_AVX2_KERNELS
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        kernel_sets[nsets++] = &kernels_avx2;
+    else
+        fprintf(stderr, "  (this CPU has no AVX2+FMA: only the generic kernels are tested)\n");
+#endif
+}
+
+static void check_conv(const hcr_kernels *kern, int H, int W, int C, int K, int F, int relu)
+{
+    const int OH = H - K + 1, OW = W - K + 1;
+    const size_t nin = (size_t)H * W * C, nout = (size_t)OH * OW * F, nw = (size_t)K * K * C * F;
+    float *in = randv(nin), *w = randv(nw), *b = randv((size_t)F), *dout = randv(nout);
+    float *out = randv(nout), *ref = randv(nout);
+    char what[128];
+    snprintf(what, sizeof what, "conv H%d W%d C%d K%d F%d relu%d", H, W, C, K, F, relu);
+
+    kern->conv_forward(out, in, w, b, H, W, C, K, F, relu);
+    conv2d_forward_ref(ref, in, w, b, 1, H, W, C, K, F, relu);
+    CHECK_MSG(close_all(out, ref, nout, what, kern->name), "forward");
+
+    /* Reference gradients (ReLU mask applied from the reference output). */
+    float *rdin = randv(nin), *rdw = randv(nw), *rdb = randv((size_t)F);
+    conv2d_backward_ref(rdin, rdw, rdb, dout, ref, in, w, 1, H, W, C, K, F, relu);
+    float *masked = copyv(dout, nout);
+    if (relu) relu_mask(masked, ref, (long)nout);
+
+    /* wgrad accumulates: start from a random dw0 and expect dw0 + ref. */
+    float *dw0 = randv(nw), *db0 = randv((size_t)F);
+    float *dw = copyv(dw0, nw), *db = copyv(db0, (size_t)F);
+    kern->conv_wgrad(dw, db, in, masked, H, W, C, K, F);
+    for (size_t i = 0; i < nw; i++) rdw[i] += dw0[i];
+    for (int i = 0; i < F; i++) rdb[i] += db0[i];
+    CHECK_MSG(close_all(dw, rdw, nw, what, kern->name), "wgrad kernel");
+    CHECK_MSG(close_all(db, rdb, (size_t)F, what, kern->name), "wgrad bias");
+
+    /* dgrad accumulates too. */
+    float *wt = randv(nw), *din0 = randv(nin);
+    float *din = copyv(din0, nin);
+    conv_pack_wt(wt, w, K, C, F);
+    kern->conv_dgrad(din, masked, wt, H, W, C, K, F);
+    for (size_t i = 0; i < nin; i++) rdin[i] += din0[i];
+    CHECK_MSG(close_all(din, rdin, nin, what, kern->name), "dgrad");
+
+    free(in); free(w); free(b); free(dout); free(out); free(ref); free(rdin); free(rdw);
+    free(rdb); free(masked); free(dw0); free(db0); free(dw); free(db); free(wt); free(din0);
+    free(din);
+}
+
+static void test_conv_kernels_match_reference(void)
+{
+    find_kernel_sets();
+    hcr_rng_seed(&rng, 11);
+    /* The shapes of the default model, then odd ones. */
+    static const int shapes[][5] = {
+        {28, 28, 1, 3, 32}, {13, 13, 32, 3, 64}, {5, 7, 3, 3, 8}, {6, 6, 8, 1, 16},
+        {9, 4, 16, 2, 24},  {11, 13, 8, 5, 40},  {3, 3, 2, 3, 5}, {7, 9, 5, 3, 17},
+        {8, 8, 24, 3, 8},   {4, 5, 16, 4, 72},   {10, 3, 1, 3, 1}, {12, 12, 40, 3, 16},
+    };
+    for (int s = 0; s < nsets; s++)
+        for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+            for (int relu = 0; relu < 2; relu++)
+                check_conv(kernel_sets[s], shapes[i][0], shapes[i][1], shapes[i][2], shapes[i][3],
+                           shapes[i][4], relu);
+}
+
+static void check_pool(const hcr_kernels *kern, int H, int W, int C, int S, int ties)
+{
+    const int OH = H / S, OW = W / S;
+    const size_t nin = (size_t)H * W * C, nout = (size_t)OH * OW * C;
+    float *in = randv(nin), *dout = randv(nout), *out = randv(nout), *ref = randv(nout);
+    if (ties) /* few distinct values: windows with several equal maxima */
+        for (size_t i = 0; i < nin; i++) in[i] = (float)(int)(in[i] * 2.0f);
+    int32_t *argmax = malloc(sizeof(int32_t) * (nout ? nout : 1));
+    char what[96];
+    snprintf(what, sizeof what, "pool H%d W%d C%d S%d ties%d", H, W, C, S, ties);
+    kern->pool_forward(out, in, H, W, C, S);
+    maxpool_forward(ref, argmax, in, 1, H, W, C, S);
+    CHECK_MSG(close_all(out, ref, nout, what, kern->name), "pool forward");
+    float *din = randv(nin), *rdin = randv(nin);
+    kern->pool_backward(din, dout, in, out, H, W, C, S);
+    maxpool_backward(rdin, dout, argmax, 1, H, W, C, S);
+    /* Exact: routing copies values, and ties must go to the same element. */
+    CHECK_MSG(memcmp(din, rdin, sizeof(float) * nin) == 0, "%s (%s): pool backward differs", what,
+              kern->name);
+    free(in); free(dout); free(out); free(ref); free(argmax); free(din); free(rdin);
+}
+
+static void test_pool_kernels_match_reference(void)
+{
+    find_kernel_sets();
+    hcr_rng_seed(&rng, 12);
+    static const int shapes[][4] = {
+        {26, 26, 32, 2}, {11, 11, 64, 2}, {7, 5, 8, 2}, {9, 9, 3, 3}, {6, 6, 16, 3}, {4, 7, 1, 2},
+    };
+    for (int s = 0; s < nsets; s++)
+        for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+            for (int ties = 0; ties < 2; ties++)
+                check_pool(kernel_sets[s], shapes[i][0], shapes[i][1], shapes[i][2], shapes[i][3], ties);
+}
+
+/* A kernel that gets a wrong answer must be caught: perturb one weight of
+ * the reference and check that the comparison notices. */
+static void test_comparison_detects_errors(void)
+{
+    hcr_rng_seed(&rng, 13);
+    const int H = 6, W = 6, C = 8, K = 3, F = 16;
+    float *in = randv((size_t)H * W * C), *w = randv((size_t)K * K * C * F), *b = randv(F);
+    float *out = randv(16 * F), *ref = randv(16 * F);
+    kernels_generic.conv_forward(out, in, w, b, H, W, C, K, F, 0);
+    w[5] += 0.01f;
+    conv2d_forward_ref(ref, in, w, b, 1, H, W, C, K, F, 0);
+    CHECK(!close_all(out, ref, 16 * F, "deliberately wrong weight", "generic"));
+    free(in); free(w); free(b); free(out); free(ref);
+}
+
+TEST_MAIN(TEST(test_conv_kernels_match_reference), TEST(test_pool_kernels_match_reference),
+          TEST(test_comparison_detects_errors))
