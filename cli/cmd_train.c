@@ -130,7 +130,7 @@ static int write_history(const char *path, const hcr_history *h, bool with_val)
 
 /* Record the recipe, dataset and results in the model's metadata. */
 static void set_metadata(hcr_model *m, const hcr_train_config *cfg, const hcr_dataset *train,
-                         const hcr_dataset *test, int val_count, int limit, const hcr_history *h,
+                         const hcr_dataset *test, int val_count, int total, const hcr_history *h,
                          const hcr_eval *ev)
 {
     char buf[2048];
@@ -138,9 +138,9 @@ static void set_metadata(hcr_model *m, const hcr_train_config *cfg, const hcr_da
              "{\"optimizer\":\"adam\",\"lr\":%g,\"beta1\":%g,\"beta2\":%g,\"epsilon\":%g,"
              "\"loss\":\"sparse_categorical_crossentropy\",\"batch_size\":%d,\"epochs\":%d,"
              "\"epochs_done\":%d,\"seed\":%llu,\"validation_images\":%d,\"training_images\":%d,"
-             "\"limit\":%d,\"init\":\"glorot_uniform\"}",
+             "\"threads\":%d,\"init\":\"glorot_uniform\"}",
              cfg->lr, cfg->beta1, cfg->beta2, cfg->epsilon, cfg->batch_size, cfg->epochs,
-             h->epochs, (unsigned long long)cfg->seed, val_count, train->count - val_count, limit);
+             h->epochs, (unsigned long long)cfg->seed, val_count, total - val_count, cfg->threads);
     hcr_model_set_meta(m, "recipe", buf);
     hcr_model_set_meta(m, "dataset", "mnist");
     snprintf(buf, sizeof buf,
@@ -180,6 +180,7 @@ int cmd_train(int argc, char **argv)
     const char *history_path = NULL;
     double val_split = 6000;
     long limit = 0;
+    bool val_given = false;
     bool quiet = false;
     long v;
     double d;
@@ -193,7 +194,7 @@ int cmd_train(int argc, char **argv)
         case 'l': if (!cli_float("train", "--lr", optarg, 1e-12, 10, &d)) return 2; cfg.lr = (float)d; break;
         case 's': if (!cli_int("train", "--seed", optarg, 0, 0x7fffffffffffffffL, &v)) return 2; cfg.seed = (uint64_t)v; break;
         case 't': if (!cli_int("train", "--threads", optarg, 0, 1024, &v)) return 2; cfg.threads = (int)v; break;
-        case 'v': if (!cli_float("train", "--val-split", optarg, 0, 1e9, &d)) return 2; val_split = d; break;
+        case 'v': if (!cli_float("train", "--val-split", optarg, 0, 1e9, &d)) return 2; val_split = d; val_given = true; break;
         case 'n': if (!cli_int("train", "--limit", optarg, 1, 1000000000, &limit)) return 2; break;
         case 'd': data = optarg; break;
         case 'o': out = optarg; break;
@@ -235,7 +236,7 @@ int cmd_train(int argc, char **argv)
     /* The validation split is the end of the (limited) training set. */
     int total = limit > 0 && limit < full->count ? (int)limit : full->count;
     int val_count = val_split >= 1 ? (int)val_split : (int)(val_split * total + 0.5);
-    if (limit > 0 && val_split == 6000) val_count = total / 10; /* keep the 10% ratio for --limit */
+    if (limit > 0 && !val_given) val_count = total / 10; /* keep the 10% share for --limit */
     if (val_count >= total) {
         fprintf(stderr, "hcr: --val-split %g leaves no training images out of %d\n", val_split, total);
         goto done;
@@ -245,6 +246,8 @@ int cmd_train(int argc, char **argv)
         cli_fail("splitting the data");
         goto done;
     }
+    hcr_dataset_free(full); /* the slices are copies that keep its checksums */
+    full = NULL;
 
     progress_state st = {.tty = isatty(STDOUT_FILENO) != 0, .quiet = quiet};
     if (!quiet) {
@@ -272,7 +275,7 @@ int cmd_train(int argc, char **argv)
         printf("Test loss: %.4f - test accuracy: %.4f (%d images)\n", ev.loss, ev.accuracy,
                ev.count);
     }
-    set_metadata(m, &cfg, full, test, val_count, (int)limit, &hist, s ? NULL : &ev);
+    set_metadata(m, &cfg, train, test, val_count, total, &hist, s ? NULL : &ev);
     char secs[32];
     snprintf(secs, sizeof secs, "%.3f", seconds);
     hcr_model_set_meta(m, "train_seconds", secs);

