@@ -53,6 +53,9 @@ $(BUILD)/libhcr.a: $(LIB_OBJ)
 $(BUILD)/hcr: $(CLI_OBJ) $(BUILD)/libhcr.a
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
+$(BUILD)/bench_hcr: $(BUILD)/bench/bench_hcr.o $(BUILD)/libhcr.a
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/tests/harness.o $(BUILD)/libhcr.a
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
@@ -70,7 +73,7 @@ run:
 	$(MAKE) all
 	./$(BUILD)/hcr train
 
-bench: all
+bench: all $(BUILD)/bench_hcr
 	bench/run
 
 clean:

@@ -1,0 +1,585 @@
+/*
+ * bench_hcr.c - throughput benchmark of libhcr on MNIST; prints one JSON
+ * object on stdout (progress and errors go to stderr).
+ *
+ * What it measures, with the reference model (HCR_DEFAULT_SPEC), batch 128
+ * and Adam defaults, so that bench/torch_ref.py can do the same in PyTorch:
+ *   - training: images/s and seconds per epoch over the first 54,000
+ *     training images (6,400 with --quick), median over --epochs epochs;
+ *   - test accuracy after training (a sanity check, not a benchmark);
+ *   - inference at batch 1 on 1 thread: hcr_model_predict on 2,000 test
+ *     images one at a time (500 with --quick), median of --repeat runs;
+ *   - inference at batch 1000 on --threads threads: one hcr_model_predict
+ *     call on 1,000 test images, median of --repeat runs;
+ *   - one training step of 128 images taken apart (median of 20 steps, 5
+ *     with --quick): forward, loss, backward and Adam milliseconds as the
+ *     model runs them ("step_ms"), and each layer's forward and backward
+ *     milliseconds run on its own, with GFLOP/s for convolution and dense
+ *     layers ("layers");
+ *   - peak resident memory of the whole process (getrusage ru_maxrss), which
+ *     includes the training set (60,000 x 784 bytes) and its 54,000 slice.
+ *
+ * FLOPs are 2 x MACs. Convolution forward MACs = B*OH*OW*F*K*K*C, dense
+ * forward MACs = B*I*O; backward is twice the forward (input gradient plus
+ * weight gradient) except for the first layer, which needs no input
+ * gradient (once the forward).
+ *
+ * The machine may be shared and noisy: every figure is a median, and
+ * nothing here asserts a time.
+ *
+ * Usage: bench_hcr [--data DIR] [--threads N] [--epochs N] [--repeat N] [--quick]
+ */
+#include "hcr.h"
+#include "kernels.h"
+#include "layers.h"
+#include "model.h"
+#include "optimizer.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* OpenBLAS's build description, when the library linked is OpenBLAS. */
+extern char *openblas_get_config(void) __attribute__((weak));
+
+#define BATCH 128
+#define TRAIN_IMAGES 54000
+#define QUICK_TRAIN_IMAGES 6400
+#define BATCH1_IMAGES 2000
+#define QUICK_BATCH1_IMAGES 500
+#define BIG_BATCH 1000
+#define LAYER_REPS 20
+#define QUICK_LAYER_REPS 5
+#define MAX_REPS 1000
+
+typedef struct options {
+    const char *data;
+    int threads, epochs, repeat, quick;
+} options;
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Median of v[0..n) (sorts a copy). */
+static double median(const double *v, int n)
+{
+    if (n <= 0) return 0;
+    double *c = malloc(sizeof *c * (size_t)n);
+    if (!c) return v[0];
+    memcpy(c, v, sizeof *c * (size_t)n);
+    qsort(c, (size_t)n, sizeof *c, cmp_double);
+    double r = n % 2 ? c[n / 2] : 0.5 * (c[n / 2 - 1] + c[n / 2]);
+    free(c);
+    return r;
+}
+
+static void print_array(const char *key, const double *v, int n, const char *fmt, int last)
+{
+    printf("  \"%s\": [", key);
+    for (int i = 0; i < n; i++) {
+        printf(i ? ", " : "");
+        printf(fmt, v[i]);
+    }
+    printf("]%s\n", last ? "" : ",");
+}
+
+/* A string as a JSON literal (the few characters that need escaping). */
+static void print_json_string(const char *s)
+{
+    putchar('"');
+    for (; s && *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            printf("\\%c", c);
+        else if (c < 0x20)
+            printf("\\u%04x", c);
+        else
+            putchar(c);
+    }
+    putchar('"');
+}
+
+static int parse_positive(const char *flag, const char *s, int *out)
+{
+    char *end;
+    long v = s ? strtol(s, &end, 10) : 0;
+    if (!s || *end || v < 1 || v > 100000) {
+        fprintf(stderr, "bench_hcr: %s needs a positive integer (got '%s')\n", flag, s ? s : "");
+        return 0;
+    }
+    *out = (int)v;
+    return 1;
+}
+
+static int parse_args(int argc, char **argv, options *o)
+{
+    o->data = "../shared/data/mnist";
+    o->threads = 2;
+    o->epochs = 1;
+    o->repeat = 5;
+    o->quick = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--data") == 0 && v) {
+            o->data = v;
+            i++;
+        } else if (strcmp(a, "--threads") == 0) {
+            if (!parse_positive(a, v, &o->threads)) return 0;
+            i++;
+        } else if (strcmp(a, "--epochs") == 0) {
+            if (!parse_positive(a, v, &o->epochs)) return 0;
+            i++;
+        } else if (strcmp(a, "--repeat") == 0) {
+            if (!parse_positive(a, v, &o->repeat) || o->repeat > MAX_REPS) return 0;
+            i++;
+        } else if (strcmp(a, "--quick") == 0) {
+            o->quick = 1;
+        } else {
+            fprintf(stderr,
+                    "usage: bench_hcr [--data DIR] [--threads N] [--epochs N] [--repeat N] "
+                    "[--quick]\n");
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int fail(const char *what, hcr_status s)
+{
+    fprintf(stderr, "bench_hcr: %s: %s (%s)\n", what, hcr_last_error(), hcr_status_name(s));
+    return 1;
+}
+
+/* ------------------------------------------------------------ per layer */
+
+/* Per-layer timing runs each layer on its own, the way model.c runs it:
+ * convolution and pooling image by image through the selected kernels
+ * (kernels.h) with the batch split across threads in fixed shares and the
+ * convolutions' weight gradients summed per thread then across threads;
+ * dense and dropout layers as whole-batch calls (layers.h). model.c fuses
+ * runs of per-image layers into one parallel region, so the per-layer sum
+ * can differ a little from the real step, which "step_ms" measures with
+ * model_forward, model_backward and adam_step themselves. */
+
+typedef struct layer_bench {
+    hcr_model *m;
+    int B, threads;
+    const hcr_kernels *kern;
+    float *tgrads;   /* threads x (largest w_count + b_count) */
+    size_t tstride;
+    float *wt;       /* the packed kernel of one convolution */
+    hcr_rng rng;
+} layer_bench;
+
+static const float *layer_in(const hcr_model *m, int i) { return i ? m->layers[i - 1].out : m->input; }
+static size_t in_size(const layer *l) { return (size_t)l->in_h * l->in_w * l->in_c; }
+static size_t out_size(const layer *l) { return (size_t)l->out_h * l->out_w * l->out_c; }
+
+static void share(int n, int t, int nt, int *b0, int *b1)
+{
+    *b0 = (int)((long)n * t / nt);
+    *b1 = (int)((long)n * (t + 1) / nt);
+}
+
+static void thread_id(int *t, int *nt)
+{
+#ifdef _OPENMP
+    *t = omp_get_thread_num();
+    *nt = omp_get_num_threads();
+#else
+    *t = 0;
+    *nt = 1;
+#endif
+}
+
+static void layer_forward(layer_bench *lb, int i)
+{
+    hcr_model *m = lb->m;
+    layer *l = &m->layers[i];
+    const float *in = layer_in(m, i);
+    const int B = lb->B;
+    const hcr_kernels *k = lb->kern;
+    switch (l->kind) {
+    case LAYER_CONV:
+    case LAYER_POOL:
+#pragma omp parallel num_threads(lb->threads) if (B > 1 && lb->threads > 1)
+    {
+        int t, nt, b0, b1;
+        thread_id(&t, &nt);
+        share(B, t, nt, &b0, &b1);
+        for (int b = b0; b < b1; b++) {
+            const float *x = in + (size_t)b * in_size(l);
+            float *y = l->out + (size_t)b * out_size(l);
+            if (l->kind == LAYER_CONV)
+                k->conv_forward(y, x, l->w, l->b, l->in_h, l->in_w, l->in_c, l->k, l->out_c, l->relu);
+            else
+                k->pool_forward(y, x, l->in_h, l->in_w, l->in_c, l->k);
+        }
+    }
+        break;
+    case LAYER_DENSE:
+        dense_forward(l->out, in, l->w, l->b, B, (int)in_size(l), l->out_c, l->relu);
+        break;
+    case LAYER_DROPOUT:
+        if (l->rate > 0)
+            dropout_forward(l->out, l->mask, in, in_size(l) * B, l->rate, &lb->rng);
+        else
+            memcpy(l->out, in, in_size(l) * B * sizeof(float));
+        break;
+    case LAYER_FLATTEN:
+        break; /* out aliases the input */
+    }
+}
+
+static void layer_backward(layer_bench *lb, int i)
+{
+    hcr_model *m = lb->m;
+    layer *l = &m->layers[i];
+    const float *in = layer_in(m, i);
+    float *din = i ? m->layers[i - 1].dout : NULL;
+    const int B = lb->B;
+    const hcr_kernels *k = lb->kern;
+    const size_t isz = in_size(l), osz = out_size(l);
+    int used = 1;
+    switch (l->kind) {
+    case LAYER_CONV:
+        if (din) conv_pack_wt(lb->wt, l->w, l->k, l->in_c, l->out_c);
+#pragma omp parallel num_threads(lb->threads) if (B > 1 && lb->threads > 1)
+    {
+        int t, nt, b0, b1;
+        thread_id(&t, &nt);
+        if (t == 0) used = nt;
+        share(B, t, nt, &b0, &b1);
+        float *dw = lb->tgrads + (size_t)t * lb->tstride, *db = dw + l->w_count;
+        memset(dw, 0, sizeof(float) * (l->w_count + l->b_count));
+        for (int b = b0; b < b1; b++) {
+            float *dy = l->dout + (size_t)b * osz;
+            if (l->relu) relu_mask(dy, l->out + (size_t)b * osz, (long)osz);
+            k->conv_wgrad(dw, db, in + (size_t)b * isz, dy, l->in_h, l->in_w, l->in_c, l->k,
+                          l->out_c);
+            if (din) {
+                memset(din + (size_t)b * isz, 0, sizeof(float) * isz);
+                k->conv_dgrad(din + (size_t)b * isz, dy, lb->wt, l->in_h, l->in_w, l->in_c, l->k,
+                              l->out_c);
+            }
+        }
+    }
+        memcpy(l->dw, lb->tgrads, sizeof(float) * (l->w_count + l->b_count));
+        for (int t = 1; t < used; t++) {
+            const float *tg = lb->tgrads + (size_t)t * lb->tstride;
+            for (size_t j = 0; j < l->w_count + l->b_count; j++) l->dw[j] += tg[j];
+        }
+        break;
+    case LAYER_POOL:
+        if (!din) break;
+#pragma omp parallel num_threads(lb->threads) if (B > 1 && lb->threads > 1)
+    {
+        int t, nt, b0, b1;
+        thread_id(&t, &nt);
+        share(B, t, nt, &b0, &b1);
+        for (int b = b0; b < b1; b++)
+            k->pool_backward(din + (size_t)b * isz, l->dout + (size_t)b * osz, in + (size_t)b * isz,
+                             l->out + (size_t)b * osz, l->in_h, l->in_w, l->in_c, l->k);
+    }
+        break;
+    case LAYER_DENSE:
+        dense_backward(din, l->dw, l->db, l->dout, l->out, in, l->w, B, (int)isz, l->out_c, l->relu);
+        break;
+    case LAYER_DROPOUT:
+        if (din) {
+            if (l->rate > 0)
+                dropout_backward(din, l->dout, l->mask, isz * B);
+            else
+                memcpy(din, l->dout, isz * B * sizeof(float));
+        }
+        break;
+    case LAYER_FLATTEN:
+        break; /* dout aliases the previous layer's dout */
+    }
+}
+
+/* Forward and backward FLOPs of layer i for a batch of B (0 for layers
+ * without multiply-adds). */
+static void layer_flops(const layer *l, int i, int B, double *fwd, double *bwd)
+{
+    double macs = 0;
+    if (l->kind == LAYER_CONV)
+        macs = (double)B * l->out_h * l->out_w * l->out_c * l->k * l->k * l->in_c;
+    else if (l->kind == LAYER_DENSE)
+        macs = (double)B * in_size(l) * l->out_c;
+    *fwd = 2 * macs;
+    *bwd = 2 * macs * (i == 0 ? 1 : 2);
+}
+
+/* Time `reps` training steps of BATCH images (the first of ds), first as
+ * the model runs them (model_forward, model_loss, model_backward,
+ * adam_step), then layer by layer, and print the "layers" and "step_ms"
+ * members. Both start with two untimed warm-up steps. */
+static int bench_layers(hcr_model *m, const hcr_dataset *ds, int threads, int reps)
+{
+    const int B = BATCH, warmup = 2, total = reps + warmup;
+    const int L = m->nlayers;
+    hcr_set_threads(threads);
+    hcr_status s = model_reserve(m, B);
+    if (s) return fail("model_reserve", s);
+    adam opt;
+    if ((s = adam_init(&opt, m->nparams, 0.001f, 0.9f, 0.999f, 1e-7f))) return fail("adam", s);
+
+    layer_bench lb = {.m = m, .B = B, .threads = threads, .kern = kernels_select()};
+    size_t max_w = 0;
+    for (int i = 0; i < L; i++)
+        if (m->layers[i].w_count + m->layers[i].b_count > lb.tstride)
+            lb.tstride = m->layers[i].w_count + m->layers[i].b_count;
+    for (int i = 0; i < L; i++)
+        if (m->layers[i].w_count > max_w) max_w = m->layers[i].w_count;
+    lb.tgrads = malloc(sizeof(float) * lb.tstride * (size_t)threads);
+    lb.wt = malloc(sizeof(float) * (max_w ? max_w : 1));
+    double *fwd = calloc((size_t)L * total, sizeof(double));
+    double *bwd = calloc((size_t)L * total, sizeof(double));
+    double *split = calloc((size_t)5 * total, sizeof(double)); /* fwd, loss, bwd, adam, all */
+    int rc = 1;
+    if (!lb.tgrads || !lb.wt || !fwd || !bwd || !split) {
+        fprintf(stderr, "bench_hcr: out of memory\n");
+        goto done;
+    }
+    hcr_rng_seed(&lb.rng, 7);
+    model_load_input(m, ds->pixels, NULL, B);
+
+    /* The step as the model runs it. */
+    for (int r = 0; r < total; r++) {
+        double t0 = now();
+        model_forward(m, B, 1, &lb.rng);
+        double t1 = now();
+        (void)model_loss(m, B, ds->labels, NULL);
+        double t2 = now();
+        if ((s = model_backward(m, B, ds->labels))) {
+            fail("model_backward", s);
+            goto done;
+        }
+        double t3 = now();
+        adam_step(&opt, m->params, m->grads);
+        double t4 = now();
+        double *row = split + (size_t)5 * r;
+        row[0] = (t1 - t0) * 1e3;
+        row[1] = (t2 - t1) * 1e3;
+        row[2] = (t3 - t2) * 1e3;
+        row[3] = (t4 - t3) * 1e3;
+        row[4] = (t4 - t0) * 1e3;
+    }
+
+    /* Layer by layer. */
+    layer *last = &m->layers[L - 1];
+    for (int r = 0; r < total; r++) {
+        for (int i = 0; i < L; i++) {
+            double t0 = now();
+            layer_forward(&lb, i);
+            fwd[(size_t)i * total + r] = (now() - t0) * 1e3;
+        }
+        softmax_forward(m->probs, last->out, B, m->num_classes);
+        softmax_cross_entropy_backward(last->dout, m->probs, ds->labels, B, m->num_classes);
+        for (int i = L - 1; i >= 0; i--) {
+            double t0 = now();
+            layer_backward(&lb, i);
+            bwd[(size_t)i * total + r] = (now() - t0) * 1e3;
+        }
+    }
+
+    printf("  \"kernels\": \"%s\",\n", lb.kern->name);
+    printf("  \"layers\": [\n");
+    int printed = 0;
+    for (int i = 0; i < L; i++) {
+        const layer *l = &m->layers[i];
+        if (l->kind == LAYER_FLATTEN) continue; /* a view of its input: no work */
+        double f = median(fwd + (size_t)i * total + warmup, reps);
+        double b = median(bwd + (size_t)i * total + warmup, reps);
+        double ff, bf;
+        layer_flops(l, i, B, &ff, &bf);
+        printf("%s    {\"name\": \"%s\", \"forward_ms\": %.4f, \"backward_ms\": %.4f",
+               printed ? ",\n" : "", l->name, f, b);
+        if (ff > 0)
+            printf(", \"forward_gflop\": %.4f, \"backward_gflop\": %.4f, \"forward_gflops\": %.2f, "
+                   "\"backward_gflops\": %.2f",
+                   ff * 1e-9, bf * 1e-9, f > 0 ? ff / (f * 1e6) : 0, b > 0 ? bf / (b * 1e6) : 0);
+        printf("}");
+        printed = 1;
+    }
+    printf("\n  ],\n");
+    double col[5][MAX_REPS + 2];
+    for (int r = 0; r < reps; r++)
+        for (int c = 0; c < 5; c++) col[c][r] = split[(size_t)5 * (r + warmup) + c];
+    printf("  \"step_ms\": {\"batch\": %d, \"threads\": %d, \"reps\": %d, \"forward\": %.4f, "
+           "\"loss\": %.4f, \"backward\": %.4f, \"optimizer\": %.4f, \"total\": %.4f},\n",
+           B, threads, reps, median(col[0], reps), median(col[1], reps), median(col[2], reps),
+           median(col[3], reps), median(col[4], reps));
+    rc = 0;
+done:
+    free(lb.tgrads);
+    free(lb.wt);
+    free(fwd);
+    free(bwd);
+    free(split);
+    adam_free(&opt);
+    return rc;
+}
+
+/* ------------------------------------------------------------- inference */
+
+/* Images per second of hcr_model_predict on `count` images, `per_call` at
+ * a time; median over `repeat` runs after one warm-up call. */
+static int bench_predict(hcr_model *m, const hcr_dataset *ds, int count, int per_call,
+                         int threads, int repeat, double *ips)
+{
+    const size_t sz = (size_t)ds->rows * ds->cols;
+    const int k = hcr_model_num_classes(m);
+    float *probs = malloc(sizeof(float) * (size_t)per_call * k);
+    double *runs = malloc(sizeof(double) * (size_t)repeat);
+    if (!probs || !runs) {
+        free(probs);
+        free(runs);
+        fprintf(stderr, "bench_hcr: out of memory\n");
+        return 1;
+    }
+    hcr_set_threads(threads);
+    hcr_status s = hcr_model_predict(m, ds->pixels, per_call, probs);
+    for (int r = 0; r < repeat && !s; r++) {
+        double t0 = now();
+        for (int i = 0; i + per_call <= count && !s; i += per_call)
+            s = hcr_model_predict(m, ds->pixels + (size_t)i * sz, per_call, probs);
+        runs[r] = count / (now() - t0);
+    }
+    if (!s) *ips = median(runs, repeat);
+    free(probs);
+    free(runs);
+    return s ? fail("hcr_model_predict", s) : 0;
+}
+
+/* ------------------------------------------------------------------ main */
+
+int main(int argc, char **argv)
+{
+    options o;
+    if (!parse_args(argc, argv, &o)) return 2;
+    const int train_count = o.quick ? QUICK_TRAIN_IMAGES : TRAIN_IMAGES;
+    const int batch1_count = o.quick ? QUICK_BATCH1_IMAGES : BATCH1_IMAGES;
+    const int layer_reps = o.quick ? QUICK_LAYER_REPS : LAYER_REPS;
+
+    hcr_dataset *all = NULL, *train = NULL, *test = NULL;
+    hcr_model *m = NULL;
+    double *epoch_s = NULL, *epoch_ips = NULL;
+    hcr_status s;
+    int rc = 1;
+    fprintf(stderr, "bench_hcr: loading %s\n", o.data);
+    if ((s = hcr_dataset_load_dir(o.data, "train", &all))) return fail("training set", s);
+    if ((s = hcr_dataset_load_dir(o.data, "t10k", &test))) {
+        rc = fail("test set", s);
+        goto out;
+    }
+    if (all->count < train_count || test->count < BIG_BATCH || test->count < batch1_count) {
+        fprintf(stderr, "bench_hcr: %s holds too few images (%d training, %d test)\n", o.data,
+                all->count, test->count);
+        goto out;
+    }
+    if ((s = hcr_dataset_slice(all, 0, train_count, &train))) {
+        rc = fail("slice", s);
+        goto out;
+    }
+    if ((s = hcr_model_create(HCR_DEFAULT_SPEC, train->rows, train->cols, 10, 42, &m))) {
+        rc = fail("model", s);
+        goto out;
+    }
+
+    /* Training: hcr_train itself, without validation, so that each history
+     * row is the wall time of one epoch of forward, backward and Adam. */
+    hcr_train_config cfg;
+    hcr_train_config_default(&cfg);
+    cfg.epochs = o.epochs;
+    cfg.threads = o.threads;
+    hcr_history hist;
+    fprintf(stderr, "bench_hcr: training %d epoch(s) on %d images, %d thread(s)\n", o.epochs,
+            train_count, o.threads);
+    if ((s = hcr_train(m, train, NULL, &cfg, NULL, NULL, &hist))) {
+        rc = fail("training", s);
+        goto out;
+    }
+    epoch_s = malloc(sizeof(double) * (size_t)hist.epochs);
+    epoch_ips = malloc(sizeof(double) * (size_t)hist.epochs);
+    if (!epoch_s || !epoch_ips) {
+        hcr_history_free(&hist);
+        fprintf(stderr, "bench_hcr: out of memory\n");
+        goto out;
+    }
+    for (int e = 0; e < hist.epochs; e++) {
+        epoch_s[e] = hist.rows[e].seconds;
+        epoch_ips[e] = train_count / hist.rows[e].seconds;
+    }
+    const int epochs_done = hist.epochs;
+    const double train_loss = hist.rows[hist.epochs - 1].loss;
+    const double train_acc = hist.rows[hist.epochs - 1].accuracy;
+    hcr_history_free(&hist);
+
+    hcr_eval ev;
+    if ((s = hcr_evaluate(m, test, o.threads, &ev))) {
+        rc = fail("evaluation", s);
+        goto out;
+    }
+    const double test_acc = ev.accuracy;
+    hcr_eval_free(&ev);
+
+    fprintf(stderr, "bench_hcr: inference\n");
+    double ips1 = 0, ips1000 = 0;
+    if (bench_predict(m, test, batch1_count, 1, 1, o.repeat, &ips1)) goto out;
+    if (bench_predict(m, test, BIG_BATCH, BIG_BATCH, o.threads, o.repeat, &ips1000)) goto out;
+
+    printf("{\n");
+    printf("  \"impl\": \"hcr\",\n  \"version\": \"%s\",\n", HCR_VERSION);
+    printf("  \"spec\": \"%s\",\n  \"params\": %zu,\n", hcr_model_spec(m), hcr_model_param_count(m));
+    printf("  \"blas\": ");
+    print_json_string(openblas_get_config ? openblas_get_config() : "unknown");
+    printf(",\n  \"threads\": %d,\n  \"batch_size\": %d,\n  \"quick\": %s,\n", o.threads, BATCH,
+           o.quick ? "true" : "false");
+    printf("  \"train_images\": %d,\n  \"epochs\": %d,\n", train_count, epochs_done);
+    printf("  \"train_images_per_s\": %.2f,\n", median(epoch_ips, epochs_done));
+    printf("  \"train_seconds_per_epoch\": %.4f,\n", median(epoch_s, epochs_done));
+    print_array("train_epoch_seconds", epoch_s, epochs_done, "%.4f", 0);
+    printf("  \"train_loss\": %.5f,\n  \"train_accuracy\": %.5f,\n", train_loss, train_acc);
+    printf("  \"test_accuracy\": %.5f,\n", test_acc);
+    printf("  \"infer_batch1_images\": %d,\n  \"infer_batch1_threads\": 1,\n", batch1_count);
+    printf("  \"infer_batch1_images_per_s\": %.2f,\n", ips1);
+    printf("  \"infer_batch1000_threads\": %d,\n", o.threads);
+    printf("  \"infer_batch1000_images_per_s\": %.2f,\n", ips1000);
+    printf("  \"repeat\": %d,\n", o.repeat);
+    fflush(stdout);
+
+    fprintf(stderr, "bench_hcr: per-layer timing\n");
+    if (bench_layers(m, train, o.threads, layer_reps)) goto out;
+
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    printf("  \"peak_rss_mb\": %.2f\n}\n", ru.ru_maxrss / 1024.0); /* ru_maxrss is in KiB */
+    rc = 0;
+out:
+    free(epoch_s);
+    free(epoch_ips);
+    hcr_model_free(m);
+    hcr_dataset_free(train);
+    hcr_dataset_free(test);
+    hcr_dataset_free(all);
+    return rc;
+}
