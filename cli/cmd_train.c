@@ -155,6 +155,21 @@ static void set_metadata(hcr_model *m, const hcr_train_config *cfg, const hcr_da
         len += snprintf(buf + len, sizeof buf - (size_t)len, "%s\"%d\"", i ? "," : "", i);
     snprintf(buf + len, sizeof buf - (size_t)len, "]");
     if (!hcr_model_get_meta(m, "class_names")) hcr_model_set_meta(m, "class_names", buf);
+    /* The per-epoch history, so a report can be drawn from the model alone. */
+    size_t cap = 128 + (size_t)h->epochs * 160, len2 = 0;
+    char *hist = malloc(cap);
+    if (hist) {
+        len2 += (size_t)snprintf(hist, cap, "[");
+        for (int i = 0; i < h->epochs; i++)
+            len2 += (size_t)snprintf(hist + len2, cap - len2,
+                                     "%s{\"epoch\":%d,\"loss\":%.6f,\"accuracy\":%.6f,"
+                                     "\"val_loss\":%.6f,\"val_accuracy\":%.6f,\"seconds\":%.3f}",
+                                     i ? "," : "", i + 1, h->rows[i].loss, h->rows[i].accuracy,
+                                     h->rows[i].val_loss, h->rows[i].val_accuracy, h->rows[i].seconds);
+        snprintf(hist + len2, cap - len2, "]");
+        hcr_model_set_meta(m, "history", hist);
+        free(hist);
+    }
     if (ev) {
         snprintf(buf, sizeof buf, "%.6f", ev->accuracy);
         hcr_model_set_meta(m, "test_accuracy", buf);
