@@ -161,6 +161,67 @@ static int parse_args(int argc, char **argv, options *o)
     return 1;
 }
 
+/* The machine's measured FP32 peak: 12 independent chains of fused
+ * multiply-adds, in the widest vectors the CPU runs (AVX2 here, plain
+ * scalar elsewhere), on one thread and on `threads` threads. */
+#if defined(__x86_64__)
+#include <immintrin.h>
+__attribute__((target("avx2,fma"))) static double fma_gflops_avx2(long n)
+{
+    __m256 a[12];
+    for (int i = 0; i < 12; i++) a[i] = _mm256_set1_ps((float)i * 1e-3f);
+    const __m256 x = _mm256_set1_ps(0.9999f), y = _mm256_set1_ps(1e-4f);
+    double t0 = now();
+    for (long k = 0; k < n; k++) {
+        a[0] = _mm256_fmadd_ps(a[0], x, y); a[1] = _mm256_fmadd_ps(a[1], x, y);
+        a[2] = _mm256_fmadd_ps(a[2], x, y); a[3] = _mm256_fmadd_ps(a[3], x, y);
+        a[4] = _mm256_fmadd_ps(a[4], x, y); a[5] = _mm256_fmadd_ps(a[5], x, y);
+        a[6] = _mm256_fmadd_ps(a[6], x, y); a[7] = _mm256_fmadd_ps(a[7], x, y);
+        a[8] = _mm256_fmadd_ps(a[8], x, y); a[9] = _mm256_fmadd_ps(a[9], x, y);
+        a[10] = _mm256_fmadd_ps(a[10], x, y); a[11] = _mm256_fmadd_ps(a[11], x, y);
+    }
+    double t = now() - t0;
+    __m256 sum = a[0];
+    for (int i = 1; i < 12; i++) sum = _mm256_add_ps(sum, a[i]);
+    volatile float sink = _mm256_cvtss_f32(sum);
+    (void)sink;
+    return (double)n * 12 * 16 / t * 1e-9;
+}
+#endif
+
+static double fma_gflops(long n)
+{
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return fma_gflops_avx2(n);
+#endif
+    float a[12];
+    for (int i = 0; i < 12; i++) a[i] = (float)i * 1e-3f;
+    double t0 = now();
+    for (long k = 0; k < n; k++)
+        for (int i = 0; i < 12; i++) a[i] = a[i] * 0.9999f + 1e-4f;
+    double t = now() - t0;
+    volatile float sink = a[0] + a[11];
+    (void)sink;
+    return (double)n * 12 * 2 / t * 1e-9;
+}
+
+/* Best of 5 short runs, on one thread and on all `threads` at once. */
+static void measure_peak(int threads, double *one, double *all)
+{
+    *one = *all = 0;
+    for (int r = 0; r < 5; r++) {
+        double g = fma_gflops(20000000);
+        if (g > *one) *one = g;
+        double total = 0;
+#pragma omp parallel num_threads(threads) reduction(+ : total)
+        total += fma_gflops(20000000);
+        if (total > *all) *all = total;
+    }
+}
+
+static double peak_all_gflops; /* set in main, used for the layers' share of peak */
+
 static int fail(const char *what, hcr_status s)
 {
     fprintf(stderr, "bench_hcr: %s: %s (%s)\n", what, hcr_last_error(), hcr_status_name(s));
@@ -413,10 +474,12 @@ static int bench_layers(hcr_model *m, const hcr_dataset *ds, int threads, int re
         layer_flops(l, i, B, &ff, &bf);
         printf("%s    {\"name\": \"%s\", \"forward_ms\": %.4f, \"backward_ms\": %.4f",
                printed ? ",\n" : "", l->name, f, b);
-        if (ff > 0)
+        if (ff > 0) {
+            double fg = f > 0 ? ff / (f * 1e6) : 0, bg = b > 0 ? bf / (b * 1e6) : 0;
             printf(", \"forward_gflop\": %.4f, \"backward_gflop\": %.4f, \"forward_gflops\": %.2f, "
-                   "\"backward_gflops\": %.2f",
-                   ff * 1e-9, bf * 1e-9, f > 0 ? ff / (f * 1e6) : 0, b > 0 ? bf / (b * 1e6) : 0);
+                   "\"backward_gflops\": %.2f, \"forward_pct_peak\": %.1f, \"backward_pct_peak\": %.1f",
+                   ff * 1e-9, bf * 1e-9, fg, bg, 100 * fg / peak_all_gflops, 100 * bg / peak_all_gflops);
+        }
         printf("}");
         printed = 1;
     }
@@ -547,8 +610,12 @@ int main(int argc, char **argv)
     if (bench_predict(m, test, batch1_count, 1, 1, o.repeat, &ips1)) goto out;
     if (bench_predict(m, test, BIG_BATCH, BIG_BATCH, o.threads, o.repeat, &ips1000)) goto out;
 
+    double peak_one = 0;
+    measure_peak(o.threads, &peak_one, &peak_all_gflops);
     printf("{\n");
     printf("  \"impl\": \"hcr\",\n  \"version\": \"%s\",\n", HCR_VERSION);
+    printf("  \"peak_gflops\": {\"one_thread\": %.1f, \"all_threads\": %.1f},\n", peak_one,
+           peak_all_gflops);
     printf("  \"spec\": \"%s\",\n  \"params\": %zu,\n", hcr_model_spec(m), hcr_model_param_count(m));
     printf("  \"blas\": ");
     print_json_string(openblas_get_config ? openblas_get_config() : "unknown");
