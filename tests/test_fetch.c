@@ -306,8 +306,8 @@ static void test_every_source_fails(void)
     setenv("no_proxy", "*", 1); /* resolve the host ourselves even behind a proxy */
     log = NULL;
     CHECK(fetch(dir, NULL, &log, NULL, 0) == HCR_ENETWORK);
-    CHECK(count_of(log, "fetching ") == 1);
-    CHECK(count_of(log, "skipping http://host.invalid/mnist/") == 3);
+    CHECK(count_of(log, "fetching ") == 1); /* one try for the first file, none for the others */
+    CHECK(count_of(log, "host.invalid") == 2); /* the try and its failure, nothing more */
     free(log);
     restore_env();
 }
