@@ -12,19 +12,20 @@
 
 CC      ?= gcc
 BUILD   ?= build
-OPT     ?= -O3
-CFLAGS  ?= $(OPT) -g
-CFLAGS  += -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE \
-           -Wall -Wextra -Werror -fopenmp -Iinclude -Isrc
-LDLIBS  += -fopenmp -lopenblas -lcjson -lcurl -lcrypto -lz -lm
+# CFLAGS/LDFLAGS are the user's (optimisation, sanitizers); the project's
+# own flags are in HCR_CFLAGS/HCR_LIBS and always apply.
+CFLAGS  ?= -O3 -g
+HCR_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE \
+              -Wall -Wextra -Werror -fopenmp -Iinclude -Isrc $(shell pkg-config --cflags cairo)
+HCR_LIBS   := -fopenmp -lopenblas -lcjson -lcurl -lcrypto -lz -lm $(shell pkg-config --libs cairo)
 
 # Prefer Debian's OpenMP build of OpenBLAS when it is installed, so BLAS and
 # hcr's own loops share one thread pool; otherwise whatever -lopenblas finds.
 MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
 BLAS_DIR  := $(wildcard /usr/lib/$(MULTIARCH)/openblas-openmp)
 ifneq ($(BLAS_DIR),)
-CFLAGS  += -I/usr/include/$(MULTIARCH)/openblas-openmp
-LDLIBS  += -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR)
+HCR_CFLAGS += -I/usr/include/$(MULTIARCH)/openblas-openmp
+HCR_LIBS   += -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR)
 endif
 
 LIB_SRC  := $(sort $(wildcard src/*.c))
@@ -39,11 +40,11 @@ all: $(BUILD)/hcr
 
 $(BUILD)/%.o: %.c include/hcr.h $(wildcard src/*.h) $(wildcard cli/*.h) $(wildcard tests/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	$(CC) $(CFLAGS) $(HCR_CFLAGS) -c $< -o $@
 
 # The AVX2 kernels alone are built for AVX2; they run only where the CPU has it.
 ifneq ($(filter x86_64% i686% i386%,$(shell $(CC) -dumpmachine)),)
-$(BUILD)/src/kernels_avx2.o: CFLAGS += -mavx2 -mfma
+$(BUILD)/src/kernels_avx2.o: HCR_CFLAGS += -mavx2 -mfma
 endif
 
 $(BUILD)/libhcr.a: $(LIB_OBJ)
@@ -51,20 +52,20 @@ $(BUILD)/libhcr.a: $(LIB_OBJ)
 	ar rcs $@ $^
 
 $(BUILD)/hcr: $(CLI_OBJ) $(BUILD)/libhcr.a
-	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) $^ -o $@ $(HCR_LIBS) $(LDLIBS)
 
 $(BUILD)/bench_hcr: $(BUILD)/bench/bench_hcr.o $(BUILD)/libhcr.a
-	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) $^ -o $@ $(HCR_LIBS) $(LDLIBS)
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/tests/harness.o $(BUILD)/libhcr.a
-	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) $^ -o $@ $(HCR_LIBS) $(LDLIBS)
 
 test: $(TESTS) $(BUILD)/hcr
-	@HCR_BIN=$(BUILD)/hcr tests/run_all.sh $(TESTS) tests/test_cli.sh
+	@HCR_BIN=$(BUILD)/hcr tests/run_all.sh $(TESTS) tests/test_cli.sh tests/test_browser.sh
 
 SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 sanitize:
-	$(MAKE) BUILD=build/asan CFLAGS="$(SAN_FLAGS)" LDLIBS="$(LDLIBS) -fsanitize=address,undefined" test
+	$(MAKE) BUILD=build/asan CFLAGS="$(SAN_FLAGS)" LDFLAGS="-fsanitize=address,undefined" test
 
 check: test sanitize
 

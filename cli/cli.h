@@ -14,6 +14,12 @@ int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_summary(int argc, char **argv);
 int cmd_data(int argc, char **argv);
+int cmd_report(int argc, char **argv);
+int cmd_show(int argc, char **argv);
+
+/* The default report folder of a model: the path with _report in place of
+ * .safetensors (cmd_report.c). */
+void cli_report_dir(const char *model_path, char *buf, size_t n);
 
 /* Print "hcr: <what>: <library message>" to stderr; returns 1. */
 int cli_fail(const char *what);

@@ -37,6 +37,8 @@ static const char help[] =
     "  --out PATH         where to save the model (default mnist_cnn.safetensors)\n"
     "  --history PATH     per-epoch history CSV (default: the model path with\n"
     "                     .history.csv in place of .safetensors)\n"
+    "  --no-report        do not write the report folder (pictures and report.html,\n"
+    "                     next to the model: see hcr report --help)\n"
     "  -q, --quiet        no summary table and no progress\n"
     "  -h, --help         this help\n"
     "\n"
@@ -187,6 +189,7 @@ int cmd_train(int argc, char **argv)
         {"val-split", required_argument, 0, 'v'},  {"limit", required_argument, 0, 'n'},
         {"data", required_argument, 0, 'd'},       {"out", required_argument, 0, 'o'},
         {"history", required_argument, 0, 'H'},    {"quiet", no_argument, 0, 'q'},
+        {"no-report", no_argument, 0, 'R'},
         {"help", no_argument, 0, 'h'},             {0, 0, 0, 0},
     };
     hcr_train_config cfg;
@@ -196,7 +199,7 @@ int cmd_train(int argc, char **argv)
     double val_split = 6000;
     long limit = 0;
     bool val_given = false;
-    bool quiet = false;
+    bool quiet = false, report = true;
     long v;
     double d;
     int c;
@@ -215,6 +218,7 @@ int cmd_train(int argc, char **argv)
         case 'o': out = optarg; break;
         case 'H': history_path = optarg; break;
         case 'q': quiet = true; break;
+        case 'R': report = false; break;
         case 'h': fputs(help, stdout); return 0;
         default: return cli_usage_error("train", "unknown or incomplete option");
         }
@@ -303,6 +307,15 @@ int cmd_train(int argc, char **argv)
     printf("History saved to %s\n", history_path);
     printf("Training took %.1fs (%.2fs per epoch)\n", seconds,
            hist.epochs ? seconds / hist.epochs : seconds);
+    if (report) {
+        char report_dir[4200];
+        cli_report_dir(out, report_dir, sizeof report_dir);
+        if (hcr_report_write(m, test, report_dir)) {
+            cli_fail("writing the report (the model is saved)");
+            goto done;
+        }
+        printf("Report written to %s/report.html\n", report_dir);
+    }
     rc = s == HCR_EINTERRUPTED ? 130 : 0;
 done:
     hcr_eval_free(&ev);

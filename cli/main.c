@@ -17,6 +17,8 @@ static const char usage[] =
     "  eval       test loss, accuracy, confusion matrix and per-class scores of a model\n"
     "  summary    the layer table of a model or an architecture spec\n"
     "  data       fetch datasets into the cache (hcr data fetch mnist)\n"
+    "  report     the pictures and HTML report of a model (curves, confusion matrix...)\n"
+    "  show       print a few images in the terminal with their labels\n"
     "\n"
     "Run 'hcr <command> --help' for a command's options.\n"
     "hcr --version prints the version.\n";
@@ -40,6 +42,8 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "eval")) return cmd_eval(argc - 1, argv + 1);
     if (!strcmp(cmd, "summary")) return cmd_summary(argc - 1, argv + 1);
     if (!strcmp(cmd, "data")) return cmd_data(argc - 1, argv + 1);
+    if (!strcmp(cmd, "report")) return cmd_report(argc - 1, argv + 1);
+    if (!strcmp(cmd, "show")) return cmd_show(argc - 1, argv + 1);
     fprintf(stderr, "hcr: unknown command '%s'\n\n%s", cmd, usage);
     return 2;
 }

