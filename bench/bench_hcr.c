@@ -454,7 +454,7 @@ static int bench_layers(hcr_model *m, const hcr_dataset *ds, int threads, int re
             fwd[(size_t)i * total + r] = (now() - t0) * 1e3;
         }
         softmax_forward(m->probs, last->out, B, m->num_classes);
-        softmax_cross_entropy_backward(last->dout, m->probs, ds->labels, B, m->num_classes);
+        softmax_cross_entropy_backward(last->dout, m->probs, ds->labels, B, m->num_classes, B);
         for (int i = L - 1; i >= 0; i--) {
             double t0 = now();
             layer_backward(&lb, i);

@@ -58,10 +58,11 @@ static void col2im(float *din, const float *col, int B, int H, int W, int C, int
     }
 }
 
-/* out[M][F] += b[F], then ReLU if asked. */
+/* out[M][F] += b[F], then ReLU if asked. Single-threaded: the model calls
+ * the dense layers from inside its own parallel region, one share of the
+ * batch per thread. */
 static void bias_relu(float *out, const float *b, size_t M, int F, int relu)
 {
-#pragma omp parallel for schedule(static)
     for (size_t r = 0; r < M; r++) {
         float *o = out + r * F;
         for (int f = 0; f < F; f++) {
@@ -74,9 +75,7 @@ static void bias_relu(float *out, const float *b, size_t M, int F, int relu)
 /* dout *= (out > 0) */
 static void relu_backward(float *dout, const float *out, size_t n)
 {
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++)
-        if (out[i] <= 0.0f) dout[i] = 0.0f;
+    for (size_t i = 0; i < n; i++) dout[i] = out[i] > 0.0f ? dout[i] : 0.0f;
 }
 
 /* db[F] = sum over the M rows of dout, in a fixed order. */
@@ -256,18 +255,26 @@ void dense_backward_ref(float *din, float *dw, float *db, const float *dout, con
 
 /* ---------------------------------------------------------------- dropout */
 
-void dropout_forward(float *out, float *mask, const float *in, size_t n, float rate, hcr_rng *rng)
+void dropout_mask(float *mask, size_t n, float rate, hcr_rng *rng)
 {
     const float keep = 1.0f - rate, scale = 1.0f / keep;
-    for (size_t i = 0; i < n; i++) {
-        mask[i] = hcr_rng_uniform(rng) < keep ? scale : 0.0f;
-        out[i] = in[i] * mask[i];
-    }
+    for (size_t i = 0; i < n; i++) mask[i] = hcr_rng_uniform(rng) < keep ? scale : 0.0f;
+}
+
+void dropout_apply(float *out, const float *in, const float *mask, size_t n)
+{
+    for (size_t i = 0; i < n; i++) out[i] = in[i] * mask[i];
+}
+
+void dropout_forward(float *out, float *mask, const float *in, size_t n, float rate, hcr_rng *rng)
+{
+    dropout_mask(mask, n, rate, rng);
+    dropout_apply(out, in, mask, n);
 }
 
 void dropout_backward(float *din, const float *dout, const float *mask, size_t n)
 {
-    for (size_t i = 0; i < n; i++) din[i] = dout[i] * mask[i];
+    dropout_apply(din, dout, mask, n);
 }
 
 /* ------------------------------------------------------ softmax and loss */
@@ -307,9 +314,9 @@ double cross_entropy(const float *probs, const uint8_t *labels, int B, int N, in
 }
 
 void softmax_cross_entropy_backward(float *dlogits, const float *probs, const uint8_t *labels,
-                                    int B, int N)
+                                    int B, int N, int total)
 {
-    const float inv = 1.0f / (float)B;
+    const float inv = 1.0f / (float)total;
     for (int b = 0; b < B; b++)
         for (int i = 0; i < N; i++)
             dlogits[(size_t)b * N + i] =

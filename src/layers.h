@@ -51,6 +51,10 @@ void dense_backward_ref(float *din, float *dw, float *db, const float *dout, con
 /* Inverted dropout: each of the n units is kept with probability 1-rate and
  * scaled by 1/(1-rate); mask records the factor (0 or 1/(1-rate)). */
 void dropout_forward(float *out, float *mask, const float *in, size_t n, float rate, hcr_rng *rng);
+/* The two halves of dropout_forward: draw the mask, then out = in * mask
+ * (the backward is the same product with the gradient). */
+void dropout_mask(float *mask, size_t n, float rate, hcr_rng *rng);
+void dropout_apply(float *out, const float *in, const float *mask, size_t n);
 void dropout_backward(float *din, const float *dout, const float *mask, size_t n);
 
 /* Row-wise softmax of B x N logits, stable for large logits. */
@@ -58,8 +62,9 @@ void softmax_forward(float *probs, const float *logits, int B, int N);
 /* Mean over the batch of -log p[label]; probabilities are clamped at 1e-7
  * as Keras does. *correct (may be NULL) counts rows whose argmax is the label. */
 double cross_entropy(const float *probs, const uint8_t *labels, int B, int N, int *correct);
-/* Gradient of the mean cross-entropy w.r.t. the logits: (p - onehot) / B. */
+/* Gradient w.r.t. the logits of B rows of the mean cross-entropy over a
+ * batch of `total` images (B <= total: a thread's share): (p - onehot) / total. */
 void softmax_cross_entropy_backward(float *dlogits, const float *probs, const uint8_t *labels,
-                                    int B, int N);
+                                    int B, int N, int total);
 
 #endif

@@ -386,9 +386,6 @@ void hcr_model_free(hcr_model *m)
 
 static size_t round_up(size_t n) { return (n + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS; }
 
-/* Layers that run image by image inside one parallel region. */
-static int per_image(const layer *l) { return l->kind == LAYER_CONV || l->kind == LAYER_POOL; }
-
 hcr_status model_reserve(hcr_model *m, int n)
 {
     if (n <= m->capacity) return HCR_OK;
@@ -437,13 +434,13 @@ hcr_status model_reserve(hcr_model *m, int n)
     return HCR_OK;
 }
 
-/* Per-thread gradient buffers for the per-image layers, so threads never
- * write the same gradient; they are summed in thread order afterwards. */
+/* Per-thread gradient buffers: thread 0 writes m->grads itself, thread t
+ * > 0 its own copy, summed into m->grads in thread order afterwards. */
 static hcr_status reserve_thread_grads(hcr_model *m, int threads)
 {
-    if (m->tgrads && m->tgrads_threads >= threads) return HCR_OK;
+    if (threads <= 1 || (m->tgrads && m->tgrads_threads >= threads)) return HCR_OK;
     size_t bytes;
-    if (!hcr_mul_size(m->nparams, (size_t)threads * sizeof(float), &bytes))
+    if (!hcr_mul_size(m->nparams, (size_t)(threads - 1) * sizeof(float), &bytes))
         return hcr_fail(HCR_ENOMEM, "out of memory");
     float *t = NULL;
     if (posix_memalign((void **)&t, 64, bytes ? bytes : 64) != 0)
@@ -466,74 +463,81 @@ void model_load_input(hcr_model *m, const uint8_t *pixels, const int *idx, int n
     }
 }
 
-/* Images [*b0, *b1) of n for thread t of nt: a fixed split, so results do
- * not depend on scheduling. */
-static void thread_share(int n, int t, int nt, int *b0, int *b1)
-{
-    *b0 = (int)((long)n * t / nt);
-    *b1 = (int)((long)n * (t + 1) / nt);
-}
-
 static const float *layer_input(const hcr_model *m, int i)
 {
     return i ? m->layers[i - 1].out : m->input;
 }
 
-/* Forward through layers [first, last), all per-image, for n images. */
-static void forward_images(hcr_model *m, int first, int last, int n)
+/* The share of a batch of n that thread t of nt works on: fixed, so results
+ * do not depend on scheduling. */
+typedef struct share {
+    int t, nt;  /* this thread, of how many     */
+    int b0, nb; /* first image, number of images */
+} share;
+
+static share my_share(int n)
+{
+    share s = {0, 1, 0, n};
+#ifdef _OPENMP
+    s.t = omp_get_thread_num();
+    s.nt = omp_get_num_threads();
+#endif
+    s.b0 = (int)((long)n * s.t / s.nt);
+    s.nb = (int)((long)n * (s.t + 1) / s.nt) - s.b0;
+    return s;
+}
+
+/* Forward of layer i for images [b0, b0+nb). */
+static void layer_forward(hcr_model *m, int i, int b0, int nb, int training)
 {
     const hcr_kernels *kern = kernels_select();
-    const int threads = hcr_threads();
-#pragma omp parallel num_threads(threads) if (n > 1 && threads > 1)
-    {
-        int b0, b1;
-#ifdef _OPENMP
-        thread_share(n, omp_get_thread_num(), omp_get_num_threads(), &b0, &b1);
-#else
-        thread_share(n, 0, 1, &b0, &b1);
-#endif
-        for (int b = b0; b < b1; b++)
-            for (int i = first; i < last; i++) {
-                layer *l = &m->layers[i];
-                const float *in = layer_input(m, i) + (size_t)b * layer_in_size(l);
-                float *out = l->out + (size_t)b * layer_out_size(l);
-                if (l->kind == LAYER_CONV)
-                    kern->conv_forward(out, in, l->w, l->b, l->in_h, l->in_w, l->in_c, l->k, l->out_c,
-                                       l->relu);
-                else
-                    kern->pool_forward(out, in, l->in_h, l->in_w, l->in_c, l->k);
-            }
+    layer *l = &m->layers[i];
+    const size_t isz = layer_in_size(l), osz = layer_out_size(l);
+    const float *in = layer_input(m, i) + (size_t)b0 * isz;
+    float *out = l->out + (size_t)b0 * osz;
+    switch (l->kind) {
+    case LAYER_CONV:
+        for (int b = 0; b < nb; b++)
+            kern->conv_forward(out + b * osz, in + b * isz, l->w, l->b, l->in_h, l->in_w, l->in_c,
+                               l->k, l->out_c, l->relu);
+        break;
+    case LAYER_POOL:
+        for (int b = 0; b < nb; b++)
+            kern->pool_forward(out + b * osz, in + b * isz, l->in_h, l->in_w, l->in_c, l->k);
+        break;
+    case LAYER_DENSE:
+        if (nb > 0) dense_forward(out, in, l->w, l->b, nb, (int)isz, l->out_c, l->relu);
+        break;
+    case LAYER_DROPOUT:
+        if (training && l->rate > 0)
+            dropout_apply(out, in, l->mask + (size_t)b0 * osz, (size_t)nb * osz);
+        else
+            memcpy(out, in, sizeof(float) * (size_t)nb * osz);
+        break;
+    case LAYER_FLATTEN:
+        break; /* out aliases the input */
     }
 }
 
 void model_forward(hcr_model *m, int n, int training, hcr_rng *rng)
 {
-    for (int i = 0; i < m->nlayers;) {
-        layer *l = &m->layers[i];
-        if (per_image(l)) {
-            int j = i;
-            while (j < m->nlayers && per_image(&m->layers[j])) j++;
-            forward_images(m, i, j, n);
-            i = j;
-            continue;
+    /* Dropout masks first, in one sequence from the seed, so they do not
+     * depend on the thread count. */
+    if (training)
+        for (int i = 0; i < m->nlayers; i++) {
+            layer *l = &m->layers[i];
+            if (l->kind == LAYER_DROPOUT && l->rate > 0)
+                dropout_mask(l->mask, layer_out_size(l) * n, l->rate, rng);
         }
-        const float *in = layer_input(m, i);
-        switch (l->kind) {
-        case LAYER_DENSE:
-            dense_forward(l->out, in, l->w, l->b, n, (int)layer_in_size(l), l->out_c, l->relu);
-            break;
-        case LAYER_DROPOUT:
-            if (training && l->rate > 0)
-                dropout_forward(l->out, l->mask, in, layer_out_size(l) * n, l->rate, rng);
-            else
-                memcpy(l->out, in, layer_out_size(l) * n * sizeof(float));
-            break;
-        default:
-            break; /* flatten: out aliases the input */
-        }
-        i++;
+    const int threads = hcr_threads();
+#pragma omp parallel num_threads(threads) if (n > 1 && threads > 1)
+    {
+        share s = my_share(n);
+        for (int i = 0; i < m->nlayers; i++) layer_forward(m, i, s.b0, s.nb, training);
+        softmax_forward(m->probs + (size_t)s.b0 * m->num_classes,
+                        m->layers[m->nlayers - 1].out + (size_t)s.b0 * m->num_classes, s.nb,
+                        m->num_classes);
     }
-    softmax_forward(m->probs, m->layers[m->nlayers - 1].out, n, m->num_classes);
 }
 
 double model_loss(const hcr_model *m, int n, const uint8_t *labels, int *correct)
@@ -541,103 +545,86 @@ double model_loss(const hcr_model *m, int n, const uint8_t *labels, int *correct
     return cross_entropy(m->probs, labels, n, m->num_classes, correct);
 }
 
-/* Backward through per-image layers [first, last) for n images, each
- * thread summing its images' weight gradients in its own buffer. */
-static void backward_images(hcr_model *m, int first, int last, int n)
+/* Backward of layer i for images [b0, b0+nb), parameter gradients into g
+ * (a full-size gradient array: m->grads or a thread's copy). */
+static void layer_backward(hcr_model *m, int i, int b0, int nb, float *g)
 {
     const hcr_kernels *kern = kernels_select();
-    const int threads = hcr_threads();
-    for (int i = first; i < last; i++) {
-        layer *l = &m->layers[i];
-        if (l->kind == LAYER_CONV && i > 0) conv_pack_wt(l->wt, l->w, l->k, l->in_c, l->out_c);
-    }
-    int used = 1;
-#pragma omp parallel num_threads(threads) if (n > 1 && threads > 1)
-    {
-        int t = 0, nt = 1;
-#ifdef _OPENMP
-        t = omp_get_thread_num();
-        nt = omp_get_num_threads();
-#endif
-        if (t == 0) used = nt;
-        int b0, b1;
-        thread_share(n, t, nt, &b0, &b1);
-        float *tg = m->tgrads + (size_t)t * m->nparams;
-        for (int i = first; i < last; i++) {
-            layer *l = &m->layers[i];
-            if (l->kind == LAYER_CONV)
-                memset(tg + (l->w - m->params), 0, sizeof(float) * (l->w_count + l->b_count));
-        }
-        for (int b = b0; b < b1; b++)
-            for (int i = last - 1; i >= first; i--) {
-                layer *l = &m->layers[i];
-                const size_t isz = layer_in_size(l), osz = layer_out_size(l);
-                const float *in = layer_input(m, i) + (size_t)b * isz;
-                float *din = i ? m->layers[i - 1].dout + (size_t)b * isz : NULL;
-                float *dout = l->dout + (size_t)b * osz;
-                if (l->kind == LAYER_POOL) {
-                    if (din)
-                        kern->pool_backward(din, dout, in, l->out + (size_t)b * osz, l->in_h,
-                                            l->in_w, l->in_c, l->k);
-                    continue;
-                }
-                if (l->relu) relu_mask(dout, l->out + (size_t)b * osz, (long)osz);
-                float *dw = tg + (l->w - m->params), *db = tg + (l->b - m->params);
-                kern->conv_wgrad(dw, db, in, dout, l->in_h, l->in_w, l->in_c, l->k, l->out_c);
-                if (din) {
-                    memset(din, 0, sizeof(float) * isz);
-                    kern->conv_dgrad(din, dout, l->wt, l->in_h, l->in_w, l->in_c, l->k, l->out_c);
-                }
+    layer *l = &m->layers[i];
+    const size_t isz = layer_in_size(l), osz = layer_out_size(l);
+    const float *in = layer_input(m, i) + (size_t)b0 * isz;
+    const float *out = l->out + (size_t)b0 * osz;
+    float *din = i ? m->layers[i - 1].dout + (size_t)b0 * isz : NULL;
+    float *dout = l->dout + (size_t)b0 * osz;
+    float *dw = l->w ? g + (l->w - m->params) : NULL, *db = l->b ? g + (l->b - m->params) : NULL;
+    switch (l->kind) {
+    case LAYER_CONV:
+        memset(dw, 0, sizeof(float) * l->w_count);
+        memset(db, 0, sizeof(float) * l->b_count);
+        for (int b = 0; b < nb; b++) {
+            if (l->relu) relu_mask(dout + b * osz, out + b * osz, (long)osz);
+            kern->conv_wgrad(dw, db, in + b * isz, dout + b * osz, l->in_h, l->in_w, l->in_c, l->k,
+                             l->out_c);
+            if (din) {
+                memset(din + b * isz, 0, sizeof(float) * isz);
+                kern->conv_dgrad(din + b * isz, dout + b * osz, l->wt, l->in_h, l->in_w, l->in_c,
+                                 l->k, l->out_c);
             }
-    }
-    /* Sum the threads' gradients in a fixed order. */
-    for (int i = first; i < last; i++) {
-        layer *l = &m->layers[i];
-        if (l->kind != LAYER_CONV) continue;
-        const size_t off = (size_t)(l->w - m->params), count = l->w_count + l->b_count;
-        float *g = m->grads + off;
-        memcpy(g, m->tgrads + off, sizeof(float) * count);
-        for (int t = 1; t < used; t++) {
-            const float *tg = m->tgrads + (size_t)t * m->nparams + off;
-            for (size_t j = 0; j < count; j++) g[j] += tg[j];
         }
+        break;
+    case LAYER_POOL:
+        if (din)
+            for (int b = 0; b < nb; b++)
+                kern->pool_backward(din + b * isz, dout + b * osz, in + b * isz, out + b * osz,
+                                    l->in_h, l->in_w, l->in_c, l->k);
+        break;
+    case LAYER_DENSE:
+        if (nb > 0) {
+            dense_backward(din, dw, db, dout, out, in, l->w, nb, (int)isz, l->out_c, l->relu);
+        } else {
+            memset(dw, 0, sizeof(float) * l->w_count);
+            memset(db, 0, sizeof(float) * l->b_count);
+        }
+        break;
+    case LAYER_DROPOUT:
+        if (din) {
+            if (l->rate > 0)
+                dropout_backward(din, dout, l->mask + (size_t)b0 * osz, (size_t)nb * osz);
+            else
+                memcpy(din, dout, sizeof(float) * (size_t)nb * osz);
+        }
+        break;
+    case LAYER_FLATTEN:
+        break; /* dout aliases the previous layer's dout */
     }
 }
 
 hcr_status model_backward(hcr_model *m, int n, const uint8_t *labels)
 {
-    hcr_status s = reserve_thread_grads(m, hcr_threads());
-    if (s) return s;
-    layer *last = &m->layers[m->nlayers - 1];
-    softmax_cross_entropy_backward(last->dout, m->probs, labels, n, m->num_classes);
-    for (int i = m->nlayers - 1; i >= 0;) {
+    const int threads = hcr_threads();
+    hcr_status st = reserve_thread_grads(m, threads);
+    if (st) return st;
+    for (int i = 1; i < m->nlayers; i++) {
         layer *l = &m->layers[i];
-        if (per_image(l)) {
-            int j = i;
-            while (j >= 0 && per_image(&m->layers[j])) j--;
-            backward_images(m, j + 1, i + 1, n);
-            i = j;
-            continue;
+        if (l->kind == LAYER_CONV) conv_pack_wt(l->wt, l->w, l->k, l->in_c, l->out_c);
+    }
+#pragma omp parallel num_threads(threads) if (n > 1 && threads > 1)
+    {
+        share s = my_share(n);
+        float *g = s.t == 0 ? m->grads : m->tgrads + (size_t)(s.t - 1) * m->nparams;
+        const int k = m->num_classes;
+        softmax_cross_entropy_backward(m->layers[m->nlayers - 1].dout + (size_t)s.b0 * k,
+                                       m->probs + (size_t)s.b0 * k, labels + s.b0, s.nb, k, n);
+        for (int i = m->nlayers - 1; i >= 0; i--) layer_backward(m, i, s.b0, s.nb, g);
+        /* Sum the other threads' gradients into m->grads in thread order,
+         * each thread summing its own range of parameters. */
+#pragma omp barrier
+        const size_t p0 = m->nparams * (size_t)s.t / (size_t)s.nt;
+        const size_t p1 = m->nparams * (size_t)(s.t + 1) / (size_t)s.nt;
+        for (int t = 1; t < s.nt; t++) {
+            const float *tg = m->tgrads + (size_t)(t - 1) * m->nparams;
+            for (size_t j = p0; j < p1; j++) m->grads[j] += tg[j];
         }
-        const float *in = layer_input(m, i);
-        float *din = i ? m->layers[i - 1].dout : NULL;
-        switch (l->kind) {
-        case LAYER_DENSE:
-            dense_backward(din, l->dw, l->db, l->dout, l->out, in, l->w, n, (int)layer_in_size(l),
-                           l->out_c, l->relu);
-            break;
-        case LAYER_DROPOUT:
-            if (din) {
-                if (l->rate > 0)
-                    dropout_backward(din, l->dout, l->mask, layer_out_size(l) * n);
-                else
-                    memcpy(din, l->dout, layer_out_size(l) * n * sizeof(float));
-            }
-            break;
-        default:
-            break; /* flatten: dout aliases the previous layer's dout */
-        }
-        i--;
     }
     return HCR_OK;
 }

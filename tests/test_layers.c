@@ -477,7 +477,7 @@ static void test_softmax_cross_entropy_gradient(void)
         for (int i = 0; i < N; i++) sum += probs[b * N + i];
         CHECK_NEAR(sum, 1.0, 1e-6); /* N float roundings of values <= 1 */
     }
-    softmax_cross_entropy_backward(grad, probs, labels, B, N);
+    softmax_cross_entropy_backward(grad, probs, labels, B, N, B);
     /* Loss is smooth: truncation O(e^2 * L''') ~ 1e-6; rounding of the
      * probabilities (6e-8 relative) over h = 2e-3 gives ~3e-5 / B. The
      * gradient components are ~0.01..0.25, a factor-of-B bug is 4x. */
@@ -754,7 +754,7 @@ static void test_softmax_known_answer(void)
 
     /* The gradient at those huge logits is finite: p - onehot over B = 1. */
     float g[3];
-    softmax_cross_entropy_backward(g, p + 3, lab_zero, 1, 3);
+    softmax_cross_entropy_backward(g, p + 3, lab_zero, 1, 3, 1);
     CHECK_NEAR(g[0], -1.0, 0);
     CHECK_NEAR(g[1], 0.0, 0);
     CHECK_NEAR(g[2], 1.0, 1e-7);
