@@ -463,6 +463,9 @@ void model_load_input(hcr_model *m, const uint8_t *pixels, const int *idx, int n
     }
 }
 
+/* Convolution and pooling run image by image inside a thread's share. */
+static int per_image(const layer *l) { return l->kind == LAYER_CONV || l->kind == LAYER_POOL; }
+
 static const float *layer_input(const hcr_model *m, int i)
 {
     return i ? m->layers[i - 1].out : m->input;
@@ -533,7 +536,19 @@ void model_forward(hcr_model *m, int n, int training, hcr_rng *rng)
 #pragma omp parallel num_threads(threads) if (n > 1 && threads > 1)
     {
         share s = my_share(n);
-        for (int i = 0; i < m->nlayers; i++) layer_forward(m, i, s.b0, s.nb, training);
+        for (int i = 0; i < m->nlayers;) {
+            /* A run of convolution and pooling layers goes image by image,
+             * so each image's activations stay in cache between layers. */
+            int j = i;
+            while (j < m->nlayers && per_image(&m->layers[j])) j++;
+            if (j == i) {
+                layer_forward(m, i++, s.b0, s.nb, training);
+                continue;
+            }
+            for (int b = s.b0; b < s.b0 + s.nb; b++)
+                for (int r = i; r < j; r++) layer_forward(m, r, b, 1, training);
+            i = j;
+        }
         softmax_forward(m->probs + (size_t)s.b0 * m->num_classes,
                         m->layers[m->nlayers - 1].out + (size_t)s.b0 * m->num_classes, s.nb,
                         m->num_classes);
@@ -545,9 +560,18 @@ double model_loss(const hcr_model *m, int n, const uint8_t *labels, int *correct
     return cross_entropy(m->probs, labels, n, m->num_classes, correct);
 }
 
+/* Zero layer i's parameter gradients in g. */
+static void zero_param_grads(hcr_model *m, int i, float *g)
+{
+    const layer *l = &m->layers[i];
+    if (l->w) memset(g + (l->w - m->params), 0, sizeof(float) * l->w_count);
+    if (l->b) memset(g + (l->b - m->params), 0, sizeof(float) * l->b_count);
+}
+
 /* Backward of layer i for images [b0, b0+nb), parameter gradients into g
- * (a full-size gradient array: m->grads or a thread's copy). */
-static void layer_backward(hcr_model *m, int i, int b0, int nb, float *g)
+ * (a full-size gradient array: m->grads or a thread's copy); convolution
+ * gradients are added to g unless `zero` asks to clear them first. */
+static void layer_backward(hcr_model *m, int i, int b0, int nb, float *g, int zero)
 {
     const hcr_kernels *kern = kernels_select();
     layer *l = &m->layers[i];
@@ -559,8 +583,7 @@ static void layer_backward(hcr_model *m, int i, int b0, int nb, float *g)
     float *dw = l->w ? g + (l->w - m->params) : NULL, *db = l->b ? g + (l->b - m->params) : NULL;
     switch (l->kind) {
     case LAYER_CONV:
-        memset(dw, 0, sizeof(float) * l->w_count);
-        memset(db, 0, sizeof(float) * l->b_count);
+        if (zero) zero_param_grads(m, i, g);
         for (int b = 0; b < nb; b++) {
             if (l->relu) relu_mask(dout + b * osz, out + b * osz, (long)osz);
             kern->conv_wgrad(dw, db, in + b * isz, dout + b * osz, l->in_h, l->in_w, l->in_c, l->k,
@@ -615,7 +638,18 @@ hcr_status model_backward(hcr_model *m, int n, const uint8_t *labels)
         const int k = m->num_classes;
         softmax_cross_entropy_backward(m->layers[m->nlayers - 1].dout + (size_t)s.b0 * k,
                                        m->probs + (size_t)s.b0 * k, labels + s.b0, s.nb, k, n);
-        for (int i = m->nlayers - 1; i >= 0; i--) layer_backward(m, i, s.b0, s.nb, g);
+        for (int i = m->nlayers - 1; i >= 0;) {
+            int j = i;
+            while (j >= 0 && per_image(&m->layers[j])) j--;
+            if (j == i) {
+                layer_backward(m, i--, s.b0, s.nb, g, 1);
+                continue;
+            }
+            for (int r = j + 1; r <= i; r++) zero_param_grads(m, r, g);
+            for (int b = s.b0; b < s.b0 + s.nb; b++)
+                for (int r = i; r > j; r--) layer_backward(m, r, b, 1, g, 0);
+            i = j;
+        }
         /* Sum the other threads' gradients into m->grads in thread order,
          * each thread summing its own range of parameters. */
 #pragma omp barrier
