@@ -57,6 +57,9 @@ $(BUILD)/hcr: $(CLI_OBJ) $(BUILD)/libhcr.a
 $(BUILD)/bench_hcr: $(BUILD)/bench/bench_hcr.o $(BUILD)/libhcr.a
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ -o $@ $(HCR_LIBS) $(LDLIBS)
 
+$(BUILD)/bench_kernels: $(BUILD)/bench/bench_kernels.o $(BUILD)/libhcr.a
+	$(CC) $(CFLAGS) $(LDFLAGS) $^ -o $@ $(HCR_LIBS) $(LDLIBS)
+
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/tests/harness.o $(BUILD)/libhcr.a
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ -o $@ $(HCR_LIBS) $(LDLIBS)
 
@@ -74,7 +77,7 @@ run:
 	$(MAKE) all
 	./$(BUILD)/hcr train
 
-bench: all $(BUILD)/bench_hcr
+bench: all $(BUILD)/bench_hcr $(BUILD)/bench_kernels
 	bench/run
 
 clean:

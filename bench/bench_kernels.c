@@ -1,0 +1,119 @@
+/*
+ * bench_kernels.c - the convolution layers of the reference model, one
+ * thread, batch 128, through each implementation hcr has had: im2col over
+ * the batch plus one OpenBLAS sgemm (layers.c: conv2d_forward/backward), the
+ * per-image AVX2 kernels and the per-image portable kernels (kernels.h).
+ * Prints JSON: GFLOP/s forward and backward (median of 9 runs), and the
+ * share of the measured one-thread FMA peak is in bench_hcr's output.
+ *
+ *   build/bench_kernels
+ */
+#include "kernels.h"
+#include "layers.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#define REPS 9
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+static float *random_floats(size_t n)
+{
+    float *v = malloc(sizeof(float) * (n ? n : 1));
+    if (!v) {
+        fprintf(stderr, "bench_kernels: out of memory\n");
+        exit(1);
+    }
+    for (size_t i = 0; i < n; i++) v[i] = (float)(rand() % 200 - 100) / 100.0f;
+    return v;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v)
+{
+    qsort(v, REPS, sizeof *v, cmp_double);
+    return v[REPS / 2];
+}
+
+int main(void)
+{
+#ifdef _OPENMP
+    omp_set_num_threads(1);
+#endif
+    static const struct { const char *name; int H, W, C, K, F, dgrad; } shapes[] = {
+        {"conv2d", 28, 28, 1, 3, 32, 0},
+        {"conv2d_1", 13, 13, 32, 3, 64, 1},
+    };
+    const hcr_kernels *sets[2] = {&kernels_generic, NULL};
+#ifdef HCR_HAVE_AVX2_KERNELS
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) sets[1] = &kernels_avx2;
+#endif
+    const int B = 128;
+    printf("{\n  \"batch\": %d,\n  \"threads\": 1,\n  \"layers\": [\n", B);
+    for (int s = 0; s < 2; s++) {
+        const int H = shapes[s].H, W = shapes[s].W, C = shapes[s].C, K = shapes[s].K, F = shapes[s].F;
+        const int OH = H - K + 1, OW = W - K + 1;
+        const size_t M = (size_t)B * OH * OW, nin = (size_t)B * H * W * C, nw = (size_t)K * K * C * F;
+        float *in = random_floats(nin), *w = random_floats(nw), *b = random_floats((size_t)F);
+        float *out = random_floats(M * F), *dout = random_floats(M * F), *dw = random_floats(nw);
+        float *db = random_floats((size_t)F), *din = random_floats(nin), *wt = random_floats(nw);
+        float *col = random_floats(M * K * K * C);
+        const double macs = (double)M * F * K * K * C, bwd_macs = shapes[s].dgrad ? 2 * macs : macs;
+        printf("    {\"name\": \"%s\", \"shape\": \"%dx%dx%d -> %dx%dx%d\", \"results\": [\n",
+               shapes[s].name, H, W, C, OH, OW, F);
+        for (int v = 0; v < 3; v++) {
+            double tf[REPS], tb[REPS];
+            const hcr_kernels *k = v ? sets[v - 1] : NULL;
+            if (v && !k) continue;
+            for (int r = 0; r < REPS; r++) {
+                double t0 = now();
+                if (!k) {
+                    conv2d_forward(out, col, in, w, b, B, H, W, C, K, F, 1);
+                    tf[r] = now() - t0;
+                    t0 = now();
+                    conv2d_backward(shapes[s].dgrad ? din : NULL, dw, db, dout, out, col, w, B, H, W,
+                                    C, K, F, 1);
+                    tb[r] = now() - t0;
+                    continue;
+                }
+                for (int i = 0; i < B; i++)
+                    k->conv_forward(out + (size_t)i * OH * OW * F, in + (size_t)i * H * W * C, w, b,
+                                    H, W, C, K, F, 1);
+                tf[r] = now() - t0;
+                t0 = now();
+                for (int i = 0; i < B; i++) {
+                    k->conv_wgrad(dw, db, in + (size_t)i * H * W * C, dout + (size_t)i * OH * OW * F,
+                                  H, W, C, K, F);
+                    if (shapes[s].dgrad)
+                        k->conv_dgrad(din + (size_t)i * H * W * C, dout + (size_t)i * OH * OW * F, wt,
+                                      H, W, C, K, F);
+                }
+                tb[r] = now() - t0;
+            }
+            printf("      %s{\"impl\": \"%s\", \"forward_gflops\": %.1f, \"backward_gflops\": %.1f}\n",
+                   v ? "," : "", k ? k->name : "im2col+openblas", 2 * macs / median(tf) * 1e-9,
+                   2 * bwd_macs / median(tb) * 1e-9);
+        }
+        printf("    ]}%s\n", s ? "" : ",");
+        free(in); free(w); free(b); free(out); free(dout); free(dw); free(db); free(din);
+        free(wt); free(col);
+    }
+    printf("  ]\n}\n");
+    return 0;
+}
