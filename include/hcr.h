@@ -107,6 +107,11 @@ hcr_status hcr_fetch_dataset(const char *name, const char *dir, FILE *log,
 /* SHA-256 of a file's uncompressed content (a .gz file is decompressed). */
 hcr_status hcr_file_sha256(const char *path, char hex[65]);
 
+/* The expected SHA-256 (lowercase hex) of the uncompressed content of a
+ * known dataset file, named with or without ".gz" and with or without a
+ * directory ("train-images-idx3-ubyte.gz"); NULL if it is not one we know. */
+const char *hcr_known_sha256(const char *file);
+
 /* ------------------------------------------------------------------- model */
 
 /* The reference architecture: Conv 3x3x32 ReLU, MaxPool 2, Conv 3x3x64 ReLU,

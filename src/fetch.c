@@ -21,7 +21,6 @@
  *                       built-in mirrors (file:// URLs work too)
  *   HCR_FETCH_NO_NPM=1  do not fall back to npm
  */
-#include "fetch.h"
 #include "internal.h"
 
 #include <curl/curl.h>

@@ -7,7 +7,6 @@
  */
 #include "harness.h"
 #include "internal.h"
-#include "fetch.h"
 
 #include <dirent.h>
 #include <limits.h>
