@@ -105,6 +105,8 @@ void hcr_eval_free(hcr_eval *e)
 hcr_status check_dataset(const hcr_model *m, const hcr_dataset *ds, const char *what)
 {
     if (!ds || ds->count <= 0) return hcr_fail(HCR_EINVAL, "the %s set is empty", what);
+    if (!ds->pixels || !ds->labels)
+        return hcr_fail(HCR_EINVAL, "the %s set has no pixels or no labels", what);
     if (ds->rows != m->rows || ds->cols != m->cols)
         return hcr_fail(HCR_EINVAL, "the %s images are %dx%d but the model takes %dx%d", what,
                         ds->rows, ds->cols, m->rows, m->cols);
