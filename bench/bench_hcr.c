@@ -357,7 +357,7 @@ static void layer_backward(layer_bench *lb, int i)
         share(B, t, nt, &b0, &b1);
         for (int b = b0; b < b1; b++)
             k->pool_backward(din + (size_t)b * isz, l->dout + (size_t)b * osz, in + (size_t)b * isz,
-                             l->out + (size_t)b * osz, l->in_h, l->in_w, l->in_c, l->k);
+                             l->out + (size_t)b * osz, l->in_h, l->in_w, l->in_c, l->k, 0);
     }
         break;
     case LAYER_DENSE:

@@ -31,9 +31,10 @@ typedef struct hcr_kernels {
     /* Max pooling. */
     void (*pool_forward)(float *out, const float *in, int H, int W, int C, int S);
     /* din (written in full) = dout routed to the first maximum of each
-     * window (row-major window order), zero elsewhere. */
+     * window (row-major window order), zero elsewhere; with relu, also zero
+     * where in <= 0 (the gradient of the ReLU that produced `in`, fused). */
     void (*pool_backward)(float *din, const float *dout, const float *in, const float *out, int H,
-                          int W, int C, int S);
+                          int W, int C, int S, int relu);
 } hcr_kernels;
 
 /* The fastest kernels this CPU runs; HCR_KERNELS=generic in the

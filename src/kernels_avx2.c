@@ -238,10 +238,10 @@ static void pool_forward(float *out, const float *in, int H, int W, int C, int S
 }
 
 static void pool_backward(float *din, const float *dout, const float *in, const float *out, int H,
-                          int W, int C, int S)
+                          int W, int C, int S, int relu)
 {
     if (C % 8) {
-        kernels_generic.pool_backward(din, dout, in, out, H, W, C, S);
+        kernels_generic.pool_backward(din, dout, in, out, H, W, C, S, relu);
         return;
     }
     const int OH = H / S, OW = W / S;
@@ -255,9 +255,11 @@ static void pool_backward(float *din, const float *dout, const float *in, const 
                 for (int dy = 0; dy < S; dy++)
                     for (int dx = 0; dx < S; dx++) {
                         const size_t i = ((size_t)(oy * S + dy) * W + ox * S + dx) * C + c;
-                        __m256 hit = _mm256_and_ps(_mm256_cmp_ps(_mm256_loadu_ps(in + i), y, _CMP_EQ_OQ), todo);
-                        _mm256_storeu_ps(din + i, _mm256_and_ps(hit, g));
+                        const __m256 x = _mm256_loadu_ps(in + i);
+                        __m256 hit = _mm256_and_ps(_mm256_cmp_ps(x, y, _CMP_EQ_OQ), todo);
                         todo = _mm256_andnot_ps(hit, todo);
+                        if (relu) hit = _mm256_and_ps(hit, _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_GT_OQ));
+                        _mm256_storeu_ps(din + i, _mm256_and_ps(hit, g));
                     }
             }
         }

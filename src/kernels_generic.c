@@ -87,7 +87,7 @@ static void pool_forward(float *out, const float *in, int H, int W, int C, int S
 }
 
 static void pool_backward(float *din, const float *dout, const float *in, const float *out, int H,
-                          int W, int C, int S)
+                          int W, int C, int S, int relu)
 {
     const int OH = H / S, OW = W / S;
     memset(din, 0, sizeof(float) * (size_t)H * W * C);
@@ -101,7 +101,7 @@ static void pool_backward(float *din, const float *dout, const float *in, const 
                     for (int dx = 0; dx < S && !done; dx++) {
                         size_t i = ((size_t)(oy * S + dy) * W + ox * S + dx) * C + c;
                         if (in[i] == o[c]) {
-                            din[i] = d[c];
+                            din[i] = relu && in[i] <= 0.0f ? 0.0f : d[c];
                             done = 1;
                         }
                     }

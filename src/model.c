@@ -560,6 +560,14 @@ double model_loss(const hcr_model *m, int n, const uint8_t *labels, int *correct
     return cross_entropy(m->probs, labels, n, m->num_classes, correct);
 }
 
+/* Layer i is a convolution with ReLU followed by pooling: the pooling's
+ * backward applies the ReLU's gradient on the way (one pass less). */
+static int relu_fused_below(const hcr_model *m, int i)
+{
+    return i >= 0 && i + 1 < m->nlayers && m->layers[i].kind == LAYER_CONV && m->layers[i].relu &&
+           m->layers[i + 1].kind == LAYER_POOL;
+}
+
 /* Zero layer i's parameter gradients in g. */
 static void zero_param_grads(hcr_model *m, int i, float *g)
 {
@@ -585,7 +593,7 @@ static void layer_backward(hcr_model *m, int i, int b0, int nb, float *g, int ze
     case LAYER_CONV:
         if (zero) zero_param_grads(m, i, g);
         for (int b = 0; b < nb; b++) {
-            if (l->relu) relu_mask(dout + b * osz, out + b * osz, (long)osz);
+            if (l->relu && !relu_fused_below(m, i)) relu_mask(dout + b * osz, out + b * osz, (long)osz);
             kern->conv_wgrad(dw, db, in + b * isz, dout + b * osz, l->in_h, l->in_w, l->in_c, l->k,
                              l->out_c);
             if (din) {
@@ -599,7 +607,7 @@ static void layer_backward(hcr_model *m, int i, int b0, int nb, float *g, int ze
         if (din)
             for (int b = 0; b < nb; b++)
                 kern->pool_backward(din + b * isz, dout + b * osz, in + b * isz, out + b * osz,
-                                    l->in_h, l->in_w, l->in_c, l->k);
+                                    l->in_h, l->in_w, l->in_c, l->k, relu_fused_below(m, i - 1));
         break;
     case LAYER_DENSE:
         if (nb > 0) {

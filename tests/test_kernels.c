@@ -135,11 +135,14 @@ static void check_pool(const hcr_kernels *kern, int H, int W, int C, int S, int 
     maxpool_forward(ref, argmax, in, 1, H, W, C, S);
     CHECK_MSG(close_all(out, ref, nout, what, kern->name), "pool forward");
     float *din = randv(nin), *rdin = randv(nin);
-    kern->pool_backward(din, dout, in, out, H, W, C, S);
-    maxpool_backward(rdin, dout, argmax, 1, H, W, C, S);
-    /* Exact: routing copies values, and ties must go to the same element. */
-    CHECK_MSG(memcmp(din, rdin, sizeof(float) * nin) == 0, "%s (%s): pool backward differs", what,
-              kern->name);
+    for (int relu = 0; relu < 2; relu++) {
+        kern->pool_backward(din, dout, in, out, H, W, C, S, relu);
+        maxpool_backward(rdin, dout, argmax, 1, H, W, C, S);
+        if (relu) relu_mask(rdin, in, (long)nin);
+        /* Exact: routing copies values, and ties must go to the same element. */
+        CHECK_MSG(memcmp(din, rdin, sizeof(float) * nin) == 0, "%s relu%d (%s): pool backward differs",
+                  what, relu, kern->name);
+    }
     free(in); free(dout); free(out); free(ref); free(argmax); free(din); free(rdin);
 }
 
