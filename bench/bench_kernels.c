@@ -50,6 +50,55 @@ static double median(double *v)
     return v[REPS / 2];
 }
 
+#ifdef HCR_HAVE_AVX2_KERNELS
+#define WG_REPS 21
+
+/* The forward of one layer through the direct AVX2 kernel and through
+ * Winograd F(2x2,3x3), interleaved rep by rep so that both see the same
+ * machine load; medians of WG_REPS. batch: 128 different images (b128) or
+ * one image 128 times (b1, in cache). "prepared": the kernel transformed
+ * once per batch (timed); "stateless": transformed before every image, as a
+ * conv_forward that gets raw weights would have to. GFLOP/s-equivalent:
+ * 2 x the direct kernel's multiply-adds / time. Prints one JSON row. */
+static void bench_winograd(const float *in, const float *w, const float *b, float *out, int B,
+                           int H, int W, int C, int F)
+{
+    const int K = 3, OH = H - K + 1, OW = W - K + 1;
+    const size_t isz = (size_t)H * W * C, osz = (size_t)OH * OW * F;
+    float *wp = random_floats(CONV_WINOGRAD_FLOATS(C, F));
+    double t[6][WG_REPS];
+    for (int r = 0; r < WG_REPS; r++)
+        for (int v = 0; v < 6; v++) {
+            const int one = v >= 3, kind = v % 3; /* 0 direct, 1 prepared, 2 stateless */
+            double t0 = now();
+            if (kind == 1) conv_winograd_prepare(wp, w, C, F);
+            for (int i = 0; i < B; i++) {
+                const float *x = in + (one ? 0 : (size_t)i * isz);
+                float *y = out + (one ? 0 : (size_t)i * osz);
+                if (kind == 0) {
+                    kernels_avx2.conv_forward(y, x, w, b, H, W, C, K, F, 1);
+                    continue;
+                }
+                if (kind == 2) conv_winograd_prepare(wp, w, C, F);
+                conv_winograd_forward(y, x, wp, b, H, W, C, F, 1);
+            }
+            t[v][r] = now() - t0;
+        }
+    double g[6];
+    const double flop = 2.0 * B * osz * K * K * C;
+    for (int v = 0; v < 6; v++) {
+        qsort(t[v], WG_REPS, sizeof(double), cmp_double);
+        g[v] = flop / t[v][WG_REPS / 2] * 1e-9;
+    }
+    printf("      ,{\"impl\": \"avx2-winograd\", \"forward_gflops\": %.1f, "
+           "\"forward_gflops_batch1\": %.1f, \"forward_gflops_stateless\": %.1f, "
+           "\"forward_gflops_batch1_stateless\": %.1f, \"reps\": %d, "
+           "\"direct_avx2_same_run\": {\"forward_gflops\": %.1f, \"forward_gflops_batch1\": %.1f}}\n",
+           g[1], g[4], g[2], g[5], WG_REPS, g[0], g[3]);
+    free(wp);
+}
+#endif
+
 int main(void)
 {
 #ifdef _OPENMP
@@ -110,6 +159,9 @@ int main(void)
                    v ? "," : "", k ? k->name : "im2col+openblas", 2 * macs / median(tf) * 1e-9,
                    2 * bwd_macs / median(tb) * 1e-9);
         }
+#ifdef HCR_HAVE_AVX2_KERNELS
+        if (sets[1] && conv_winograd_ok(H, W, C, K, F)) bench_winograd(in, w, b, out, B, H, W, C, F);
+#endif
         printf("    ]}%s\n", s ? "" : ",");
         free(in); free(w); free(b); free(out); free(dout); free(dw); free(db); free(din);
         free(wt); free(col);

@@ -48,6 +48,21 @@ extern const hcr_kernels kernels_generic;
  * go to the generic code. */
 extern const hcr_kernels kernels_avx2;
 #define HCR_HAVE_AVX2_KERNELS 1
+
+/* Winograd F(2x2,3x3) forward convolution, AVX2 + FMA (call only where
+ * kernels_select() returned &kernels_avx2). Outside the hcr_kernels table so
+ * that the table's other instruction sets need no entry.
+ *   conv_winograd_ok: whether a shape takes this path (K == 3, C % 8 == 0,
+ *     C <= 64, F % 16 == 0, H >= 3, W >= 3); others keep conv_forward.
+ *   conv_winograd_prepare: wp = G g G^T of each (c, f) kernel, [16][F/16][C][16]:
+ *     16*C*F floats (CONV_WINOGRAD_FLOATS), once per weight update.
+ *   conv_winograd_forward: what conv_forward computes (to float rounding),
+ *     from the prepared kernel; the shape must pass conv_winograd_ok. */
+#define CONV_WINOGRAD_FLOATS(C, F) ((size_t)16 * (size_t)(C) * (size_t)(F))
+int conv_winograd_ok(int H, int W, int C, int K, int F);
+void conv_winograd_prepare(float *wp, const float *w, int C, int F);
+void conv_winograd_forward(float *out, const float *in, const float *wp, const float *b, int H,
+                           int W, int C, int F, int relu);
 #endif
 
 /* wt[tap][f][c] = w[tap][c][f] for tap = ky*K + kx: the layout conv_dgrad

@@ -215,6 +215,166 @@ static void conv_dgrad(float *din, const float *dout, const float *wt, int H, in
     }
 }
 
+/* ---------------------------------------------------- Winograd F(2x2, 3x3) */
+
+/* Each 2x2 block of output pixels is A^T [ (G g G^T) .* (B^T d B) ] A, with
+ * d the 4x4 input patch and g a 3x3 kernel:
+ *   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]
+ *   G   = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1]
+ *   A^T = [1 1 1 0; 0 1 -1 -1]
+ * The 16 element-wise products, summed over channels, are 16 matrix
+ * products V[xi][tile][c] x U[xi][c][f], register-blocked 6 tiles x 16
+ * filters as in the direct kernel: 2.25 times fewer multiply-adds than
+ * the direct kernel on 2x2 blocks (1.89 times on 11x11 outputs, padded to
+ * 12x12). Tiles past the input read zeros; outputs past OH x OW are not
+ * stored. */
+#define WG_CMAX 64
+
+int conv_winograd_ok(int H, int W, int C, int K, int F)
+{
+    return K == 3 && C > 0 && C % 8 == 0 && C <= WG_CMAX && F > 0 && F % 16 == 0 && H >= 3 &&
+           W >= 3;
+}
+
+void conv_winograd_prepare(float *wp, const float *w, int C, int F)
+{
+    const size_t CF = (size_t)C * F;
+    const __m256 half = _mm256_set1_ps(0.5f);
+    for (size_t cf = 0; cf < CF; cf += 8) {
+        __m256 g[3][3], t[4][3];
+        for (int y = 0; y < 3; y++)
+            for (int x = 0; x < 3; x++) g[y][x] = _mm256_loadu_ps(w + (size_t)(y * 3 + x) * CF + cf);
+        for (int x = 0; x < 3; x++) { /* t = G g */
+            const __m256 s = _mm256_add_ps(g[0][x], g[2][x]);
+            t[0][x] = g[0][x];
+            t[1][x] = _mm256_mul_ps(half, _mm256_add_ps(s, g[1][x]));
+            t[2][x] = _mm256_mul_ps(half, _mm256_sub_ps(s, g[1][x]));
+            t[3][x] = g[2][x];
+        }
+        /* U[xi][f/16][c][f%16]: the 16 filters a tile of the product reads
+         * are contiguous over c. */
+        const size_t c = cf / F, f = cf % F, at = ((f / 16) * C + c) * 16 + f % 16;
+        for (int a = 0; a < 4; a++) { /* U = t G^T */
+            const __m256 s = _mm256_add_ps(t[a][0], t[a][2]);
+            float *u = wp + (size_t)(4 * a) * CF + at;
+            _mm256_storeu_ps(u, t[a][0]);
+            _mm256_storeu_ps(u + CF, _mm256_mul_ps(half, _mm256_add_ps(s, t[a][1])));
+            _mm256_storeu_ps(u + 2 * CF, _mm256_mul_ps(half, _mm256_sub_ps(s, t[a][1])));
+            _mm256_storeu_ps(u + 3 * CF, t[a][2]);
+        }
+    }
+}
+
+/* Tiles per group: WG_NB register blocks of MR tiles share each slice of
+ * U while it is in L1. */
+#define WG_NB 3
+#define WG_TG (WG_NB * MR)
+
+/* V[xi][i][c] = (B^T d B)[xi] of tile i's patch, whose top-left input pixel
+ * is (ty, tx); pixels outside H x W read as zero. */
+static void wg_input_tile(float *V, int i, const float *in, int ty, int tx, int H, int W, int C)
+{
+    const float *row[4];
+    int ok[4][4];
+    for (int y = 0; y < 4; y++) {
+        row[y] = in + ((size_t)(ty + y) * W + tx) * C;
+        for (int x = 0; x < 4; x++) ok[y][x] = ty + y < H && tx + x < W;
+    }
+    const int full = ty + 4 <= H && tx + 4 <= W;
+    const size_t xs = (size_t)WG_TG * C; /* V stride between xi */
+    float *v = V + (size_t)i * C;
+    for (int c = 0; c < C; c += 8) {
+        __m256 d[4][4], t[4][4];
+        UNROLL for (int y = 0; y < 4; y++)
+            UNROLL for (int x = 0; x < 4; x++)
+                d[y][x] = full || ok[y][x] ? _mm256_loadu_ps(row[y] + x * C + c) : _mm256_setzero_ps();
+        UNROLL for (int x = 0; x < 4; x++) { /* t = B^T d */
+            t[0][x] = _mm256_sub_ps(d[0][x], d[2][x]);
+            t[1][x] = _mm256_add_ps(d[1][x], d[2][x]);
+            t[2][x] = _mm256_sub_ps(d[2][x], d[1][x]);
+            t[3][x] = _mm256_sub_ps(d[1][x], d[3][x]);
+        }
+        UNROLL for (int y = 0; y < 4; y++) { /* V = t B */
+            float *o = v + (size_t)(4 * y) * xs + c;
+            _mm256_store_ps(o, _mm256_sub_ps(t[y][0], t[y][2]));
+            _mm256_store_ps(o + xs, _mm256_add_ps(t[y][1], t[y][2]));
+            _mm256_store_ps(o + 2 * xs, _mm256_sub_ps(t[y][2], t[y][1]));
+            _mm256_store_ps(o + 3 * xs, _mm256_sub_ps(t[y][1], t[y][3]));
+        }
+    }
+}
+
+void conv_winograd_forward(float *out, const float *in, const float *wp, const float *b, int H,
+                           int W, int C, int F, int relu)
+{
+    const int OH = H - 2, OW = W - 2, TW = (OW + 1) / 2, T = (OH + 1) / 2 * TW;
+    const size_t CF = (size_t)C * F;
+    _Alignas(32) float V[16 * WG_TG * WG_CMAX];
+    _Alignas(32) float M[16][WG_TG][16];
+    const __m256 zero = _mm256_setzero_ps();
+    for (int t0 = 0; t0 < T; t0 += WG_TG) {
+        const int tr = T - t0 < WG_TG ? T - t0 : WG_TG, nb = (tr + MR - 1) / MR;
+        int ty[WG_TG], tx[WG_TG];
+        for (int i = 0; i < nb * MR; i++) {
+            /* Tiles past the last are zeros; their sums are dropped. */
+            if (i >= tr) {
+                for (int xi = 0; xi < 16; xi++) memset(V + ((size_t)xi * WG_TG + i) * C, 0, sizeof(float) * C);
+                continue;
+            }
+            ty[i] = 2 * ((t0 + i) / TW);
+            tx[i] = 2 * ((t0 + i) % TW);
+            wg_input_tile(V, i, in, ty[i], tx[i], H, W, C);
+        }
+        for (int f0 = 0; f0 < F; f0 += 16) {
+            for (int xi = 0; xi < 16; xi++) {
+                const float *u0 = wp + (size_t)xi * CF + (size_t)f0 * C;
+                for (int blk = 0; blk < nb; blk++) {
+                    const float *v = V + ((size_t)xi * WG_TG + blk * MR) * C, *u = u0;
+                    __m256 acc[MR][2];
+                    UNROLL for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = zero;
+                    for (int k = 0; k < C; k++, u += 16) {
+                        const __m256 w0 = _mm256_loadu_ps(u), w1 = _mm256_loadu_ps(u + 8);
+                        UNROLL for (int i = 0; i < MR; i++) {
+                            const __m256 x = _mm256_broadcast_ss(v + (size_t)i * C + k);
+                            acc[i][0] = _mm256_fmadd_ps(x, w0, acc[i][0]);
+                            acc[i][1] = _mm256_fmadd_ps(x, w1, acc[i][1]);
+                        }
+                    }
+                    float *m = M[xi][blk * MR];
+                    UNROLL for (int i = 0; i < MR; i++) {
+                        _mm256_store_ps(m + 16 * i, acc[i][0]);
+                        _mm256_store_ps(m + 16 * i + 8, acc[i][1]);
+                    }
+                }
+            }
+            /* Y = A^T M A, plus bias, ReLU. */
+            for (int i = 0; i < tr; i++)
+                for (int j = 0; j < 2; j++) {
+                    const __m256 bj = _mm256_loadu_ps(b + f0 + 8 * j);
+                    __m256 r0[4], r1[4];
+                    UNROLL for (int x = 0; x < 4; x++) {
+                        const __m256 m1 = _mm256_load_ps(M[4 + x][i] + 8 * j);
+                        const __m256 m2 = _mm256_load_ps(M[8 + x][i] + 8 * j);
+                        r0[x] = _mm256_add_ps(_mm256_add_ps(_mm256_load_ps(M[x][i] + 8 * j), m1), m2);
+                        r1[x] = _mm256_sub_ps(_mm256_sub_ps(m1, m2), _mm256_load_ps(M[12 + x][i] + 8 * j));
+                    }
+                    __m256 y[2][2];
+                    y[0][0] = _mm256_add_ps(_mm256_add_ps(r0[0], r0[1]), _mm256_add_ps(r0[2], bj));
+                    y[0][1] = _mm256_add_ps(_mm256_sub_ps(r0[1], r0[2]), _mm256_sub_ps(bj, r0[3]));
+                    y[1][0] = _mm256_add_ps(_mm256_add_ps(r1[0], r1[1]), _mm256_add_ps(r1[2], bj));
+                    y[1][1] = _mm256_add_ps(_mm256_sub_ps(r1[1], r1[2]), _mm256_sub_ps(bj, r1[3]));
+                    for (int dy = 0; dy < 2; dy++)
+                        for (int dx = 0; dx < 2; dx++) {
+                            const int oy = ty[i] + dy, ox = tx[i] + dx;
+                            if (oy >= OH || ox >= OW) continue;
+                            const __m256 r = relu ? _mm256_max_ps(y[dy][dx], zero) : y[dy][dx];
+                            _mm256_storeu_ps(out + ((size_t)oy * OW + ox) * F + f0 + 8 * j, r);
+                        }
+                }
+        }
+    }
+}
+
 /* ----------------------------------------------------------------- pooling */
 
 static void pool_forward(float *out, const float *in, int H, int W, int C, int S)

@@ -52,6 +52,7 @@ typedef struct layer {
     float *out;             /* capacity * out size: this layer's output     */
     float *dout;            /* gradient of the loss w.r.t. out              */
     float *wt;              /* conv: the kernel packed for the input gradient */
+    float *wg;              /* conv: the Winograd-transformed kernel, or NULL */
     float *mask;            /* dropout: 0 or 1/(1-rate) per unit            */
 } layer;
 

@@ -159,6 +159,74 @@ static void test_pool_kernels_match_reference(void)
                 check_pool(kernel_sets[s], shapes[i][0], shapes[i][1], shapes[i][2], shapes[i][3], ties);
 }
 
+#ifdef HCR_HAVE_AVX2_KERNELS
+/* max |a-b| / max(1, max |b|) */
+static double rel_error(const float *a, const float *b, size_t n)
+{
+    double scale = 1, worst = 0;
+    for (size_t i = 0; i < n; i++) {
+        scale = fabs(b[i]) > scale ? fabs(b[i]) : scale;
+        double e = fabs((double)a[i] - b[i]);
+        worst = e > worst || e != e ? (e != e ? INFINITY : e) : worst;
+    }
+    return worst / scale;
+}
+
+/* Winograd F(2x2,3x3) (conv_winograd_*): called directly, so these shapes
+ * are known to take it; odd and even output sizes, one 2x2 tile, the
+ * largest channel count it takes. Outputs past OH x OW must not be
+ * written (sentinels after the buffer). */
+static void test_winograd_matches_reference_avx2(void)
+{
+    find_kernel_sets();
+    if (nsets < 2) return;
+    hcr_rng_seed(&rng, 14);
+    static const int shapes[][4] = {
+        {13, 13, 32, 64}, {12, 12, 8, 16}, {6, 9, 16, 32}, {3, 3, 8, 16},
+        {4, 4, 8, 16},    {5, 8, 24, 48},  {9, 4, 64, 16},  {28, 28, 8, 32},
+    };
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        const int H = shapes[s][0], W = shapes[s][1], C = shapes[s][2], F = shapes[s][3];
+        const int OH = H - 2, OW = W - 2;
+        const size_t nin = (size_t)H * W * C, nout = (size_t)OH * OW * F, nw = (size_t)9 * C * F;
+        CHECK_MSG(conv_winograd_ok(H, W, C, 3, F), "H%d W%d C%d F%d should take Winograd", H, W, C, F);
+        float *in = randv(nin), *w = randv(nw), *b = randv((size_t)F), *ref = randv(nout);
+        float *wp = randv(CONV_WINOGRAD_FLOATS(C, F)), *out = randv(nout + 64), *direct = randv(nout);
+        for (int i = 0; i < 64; i++) out[nout + i] = 12345.0f;
+        conv_winograd_prepare(wp, w, C, F);
+        for (int relu = 0; relu < 2; relu++) {
+            char what[96];
+            snprintf(what, sizeof what, "winograd H%d W%d C%d F%d relu%d", H, W, C, F, relu);
+            conv2d_forward_ref(ref, in, w, b, 1, H, W, C, 3, F, relu);
+            conv_winograd_forward(out, in, wp, b, H, W, C, F, relu);
+            CHECK_MSG(close_all(out, ref, nout, what, "avx2-winograd"), "forward");
+            int intact = 1;
+            for (int i = 0; i < 64; i++) intact &= out[nout + i] == 12345.0f;
+            CHECK_MSG(intact, "%s: wrote past the output", what);
+            if (s == 0) {
+                kernels_avx2.conv_forward(direct, in, w, b, H, W, C, 3, F, relu);
+                printf("  %s: max |err| / max |ref|: winograd %.2e, direct %.2e\n", what,
+                       rel_error(out, ref, nout), rel_error(direct, ref, nout));
+            }
+        }
+        free(in); free(w); free(b); free(ref); free(wp); free(out); free(direct);
+    }
+    /* Shapes that keep the direct kernel. */
+    CHECK(!conv_winograd_ok(28, 28, 1, 3, 32));  /* C % 8 */
+    CHECK(!conv_winograd_ok(13, 13, 32, 5, 64)); /* K != 3 */
+    CHECK(!conv_winograd_ok(13, 13, 32, 3, 24)); /* F % 16 */
+    CHECK(!conv_winograd_ok(13, 13, 72, 3, 64)); /* C > 64 */
+    CHECK(!conv_winograd_ok(2, 13, 32, 3, 64));  /* no output */
+}
+#endif
+
+static void test_winograd_matches_reference(void)
+{
+#ifdef HCR_HAVE_AVX2_KERNELS
+    test_winograd_matches_reference_avx2();
+#endif
+}
+
 /* A kernel that gets a wrong answer must be caught: perturb one weight of
  * the reference and check that the comparison notices. */
 static void test_comparison_detects_errors(void)
@@ -175,4 +243,5 @@ static void test_comparison_detects_errors(void)
 }
 
 TEST_MAIN(TEST(test_conv_kernels_match_reference), TEST(test_pool_kernels_match_reference),
+          TEST(test_winograd_matches_reference),
           TEST(test_comparison_detects_errors))
