@@ -16,8 +16,8 @@ BUILD   ?= build
 # own flags are in HCR_CFLAGS/HCR_LIBS and always apply.
 CFLAGS  ?= -O3 -g
 HCR_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE \
-              -Wall -Wextra -Werror -fopenmp -Iinclude -Isrc $(shell pkg-config --cflags cairo)
-HCR_LIBS   := -fopenmp -lopenblas -lcjson -lcurl -lcrypto -lz -lm $(shell pkg-config --libs cairo)
+              -Wall -Wextra -Werror -fopenmp -Iinclude -Isrc $(shell pkg-config --cflags cairo) $(shell pkg-config --cflags stb)
+HCR_LIBS   := -fopenmp -lopenblas -lcjson -lcurl -lcrypto -lz -lm $(shell pkg-config --libs cairo) $(shell pkg-config --libs stb)
 
 # Prefer Debian's OpenMP build of OpenBLAS when it is installed, so BLAS and
 # hcr's own loops share one thread pool; otherwise whatever -lopenblas finds.
@@ -64,7 +64,7 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/tests/harness.o $(BUILD)/libhcr.a
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ -o $@ $(HCR_LIBS) $(LDLIBS)
 
 test: $(TESTS) $(BUILD)/hcr
-	@HCR_BIN=$(BUILD)/hcr tests/run_all.sh $(TESTS) tests/test_cli.sh tests/test_browser.sh
+	@HCR_BIN=$(BUILD)/hcr tests/run_all.sh $(TESTS) tests/test_cli.sh tests/test_predict.sh tests/test_browser.sh
 
 SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 sanitize:

@@ -16,6 +16,8 @@ int cmd_summary(int argc, char **argv);
 int cmd_data(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_show(int argc, char **argv);
+int cmd_predict(int argc, char **argv);
+int cmd_read(int argc, char **argv);
 
 /* The default report folder of a model: the path with _report in place of
  * .safetensors (cmd_report.c). */

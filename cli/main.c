@@ -19,6 +19,8 @@ static const char usage[] =
     "  data       fetch datasets into the cache (hcr data fetch mnist)\n"
     "  report     the pictures and HTML report of a model (curves, confusion matrix...)\n"
     "  show       print a few images in the terminal with their labels\n"
+    "  predict    recognise the handwritten character in image files (PNG, JPEG...)\n"
+    "  read       read a handwritten number from an image (hcr read --eval: accuracy)\n"
     "\n"
     "Run 'hcr <command> --help' for a command's options.\n"
     "hcr --version prints the version.\n";
@@ -44,6 +46,8 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "data")) return cmd_data(argc - 1, argv + 1);
     if (!strcmp(cmd, "report")) return cmd_report(argc - 1, argv + 1);
     if (!strcmp(cmd, "show")) return cmd_show(argc - 1, argv + 1);
+    if (!strcmp(cmd, "predict")) return cmd_predict(argc - 1, argv + 1);
+    if (!strcmp(cmd, "read")) return cmd_read(argc - 1, argv + 1);
     fprintf(stderr, "hcr: unknown command '%s'\n\n%s", cmd, usage);
     return 2;
 }

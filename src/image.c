@@ -7,7 +7,7 @@
  * resolution (at most WORK_MAX_PIXELS; larger images are box-averaged down
  * first): grey, ink made light (MNIST polarity), the local paper level
  * subtracted, Otsu's threshold giving the ink mask, grey levels kept
- * between half the threshold and the ink level, and the mask's connected
+ * between 0.4x the threshold and the ink level, and the mask's connected
  * components labelled. A character is a set of components (and optionally
  * a column range), rendered to 28x28 by render_char().
  */
@@ -33,7 +33,7 @@
  * never cut. MNIST digits are 0.75 as wide as high on average, 1.05 at the
  * 95th percentile. */
 #define SPLIT_SLOPE 4.0
-#define SPLIT_ASPECT 1.5
+#define SPLIT_ASPECT 1.1
 #define SURE_ASPECT 1.5   /* below it, a piece read with SURE_P is never cut */
 #define SURE_P 0.97
 #define MIN_SPLIT_ASPECT 0.9
@@ -119,6 +119,17 @@ hcr_status hcr_image_load_memory(const void *data, size_t len, const char *name,
         return hcr_fail(HCR_EFORMAT, "'%s' is larger than %ld bytes, the limit for an image", name,
                         (long)HCR_IMAGE_MAX_BYTES);
     int w, h, n;
+    const uint8_t *b = data;
+    if (len >= 24 && !memcmp(b, "\x89PNG\r\n\x1a\n", 8) && !memcmp(b + 12, "IHDR", 4)) {
+        /* stb_image refuses huge PNGs with a vague message: say it here. */
+        uint32_t pw = (uint32_t)b[16] << 24 | (uint32_t)b[17] << 16 | (uint32_t)b[18] << 8 | b[19];
+        uint32_t ph = (uint32_t)b[20] << 24 | (uint32_t)b[21] << 16 | (uint32_t)b[22] << 8 | b[23];
+        if ((uint64_t)pw * ph > (uint64_t)HCR_IMAGE_MAX_PIXELS)
+            return hcr_fail(HCR_EFORMAT,
+                            "'%s' is %ux%u pixels, more than the limit of %ld pixels (50 megapixels)",
+                            name, pw, ph, (long)HCR_IMAGE_MAX_PIXELS);
+        if (pw == 0 || ph == 0) return hcr_fail(HCR_EFORMAT, "'%s' has zero size (%ux%u)", name, pw, ph);
+    }
     if (!stbi_info_from_memory(data, (int)len, &w, &h, &n))
         return hcr_fail(HCR_EFORMAT,
                         "'%s' is not an image hcr can read (PNG, JPEG, BMP, GIF, PGM/PPM): %s", name,

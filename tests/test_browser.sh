@@ -7,32 +7,8 @@
 # shows). The screenshot stays next to the binary as a CI artifact
 # (build/report-screenshot.png). Prints "<n> passed, <m> failed".
 set -u
-HCR=${HCR_BIN:-build/hcr}
-DATA=${HCR_TEST_DATA:-../shared/data/mnist}
+. "$(dirname "$0")/lib.sh"
 SHOT="$(dirname "$HCR")/report-screenshot.png"
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-passed=0
-failed=0
-
-ok() { passed=$((passed + 1)); }
-bad() { failed=$((failed + 1)); echo "FAIL: $*" >&2; }
-
-# expect <exit code> <substring of output> -- command...
-expect() {
-    local code=$1 want=$2
-    shift 3
-    local out rc
-    out=$("$@" 2>&1)
-    rc=$?
-    if [ "$rc" -ne "$code" ]; then
-        bad "$* -> exit $rc, expected $code; output: $out"
-    elif [ -n "$want" ] && ! grep -qF -- "$want" <<<"$out"; then
-        bad "$* -> output lacks '$want': $out"
-    else
-        ok
-    fi
-}
 
 FILES="accuracy.png loss.png samples.png confusion.png misclassified.png report.html"
 
@@ -103,5 +79,4 @@ else
     [ -s "$SHOT" ] && ok || bad "no screenshot at $SHOT: $(tail -5 "$TMP/chromium.log")"
 fi
 
-echo "test_browser.sh: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish test_browser.sh

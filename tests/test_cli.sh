@@ -4,31 +4,7 @@
 # and JSON), summary, and Ctrl-C during training still saving the model.
 # Prints "<n> passed, <m> failed".
 set -u
-HCR=${HCR_BIN:-build/hcr}
-DATA=${HCR_TEST_DATA:-../shared/data/mnist}
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-passed=0
-failed=0
-
-ok() { passed=$((passed + 1)); }
-bad() { failed=$((failed + 1)); echo "FAIL: $*" >&2; }
-
-# expect <exit code> <substring of output> -- command...
-expect() {
-    local code=$1 want=$2
-    shift 3
-    local out rc
-    out=$("$@" 2>&1)
-    rc=$?
-    if [ "$rc" -ne "$code" ]; then
-        bad "$* -> exit $rc, expected $code; output: $out"
-    elif [ -n "$want" ] && ! grep -qF -- "$want" <<<"$out"; then
-        bad "$* -> output lacks '$want': $out"
-    else
-        ok
-    fi
-}
+. "$(dirname "$0")/lib.sh"
 
 # --help on every command
 expect 0 "usage: hcr <command>" -- "$HCR" --help
@@ -78,5 +54,4 @@ rc=$?
 if [ "$rc" -eq 130 ] && [ -s "$TMP/int.safetensors" ] && grep -q "Interrupted after" "$TMP/int.log"; then ok; else bad "interrupt: exit $rc, $(cat "$TMP/int.log")"; fi
 ls "$TMP" | grep -q 'tmp' && bad "temporary files left: $(ls "$TMP")" || ok
 
-echo "test_cli.sh: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish test_cli.sh

@@ -1,0 +1,276 @@
+/*
+ * cmd_predict.c - hcr predict: recognise one handwritten character per
+ * image file (PNG, JPEG, BMP, GIF, PGM/PPM, or 28x28 raw/IDX bytes with
+ * --raw), preprocessed the way MNIST was made.
+ */
+#include "cli.h"
+
+#include <cjson/cJSON.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char help[] =
+    "usage: hcr predict MODEL IMAGE... [options]\n"
+    "\n"
+    "Recognise the handwritten character in each image: PNG, JPEG, BMP, GIF,\n"
+    "PGM/PPM, any size, colour or grey, dark ink on light paper or the other way\n"
+    "round; '-' reads standard input. The image is converted to grey, its ink\n"
+    "found (Otsu threshold, uneven paper flattened), cropped, scaled so the longer\n"
+    "side is 20 px and centred by mass in 28x28, as MNIST was made. Images over\n"
+    "50 megapixels or 256 MiB are refused.\n"
+    "\n"
+    "options:\n"
+    "  -k N                     show the N most probable classes (default 1)\n"
+    "  --min-confidence P       below probability P the answer is 'uncertain'\n"
+    "                           (default 0.5; 0 never)\n"
+    "  --json                   one JSON array with an object per image\n"
+    "  --dump-preprocessed F    write what the network saw as a PNG (F, or\n"
+    "                           F with -1, -2... before the extension for several)\n"
+    "  --raw                    the files are already 28x28 MNIST-polarity bytes:\n"
+    "                           784 raw bytes, or an IDX image file (every image)\n"
+    "  -h, --help               this help\n"
+    "\n"
+    "Exit status: 0 all recognised, 3 some uncertain, 1 an error, 2 bad usage.\n";
+
+/* The i-th of n dump paths. */
+static void dump_path(const char *base, int i, int n, char *buf, size_t len)
+{
+    if (n <= 1) {
+        snprintf(buf, len, "%s", base);
+        return;
+    }
+    const char *dot = strrchr(base, '.'), *slash = strrchr(base, '/');
+    if (!dot || (slash && dot < slash)) dot = base + strlen(base);
+    snprintf(buf, len, "%.*s-%d%s", (int)(dot - base), base, i + 1, dot);
+}
+
+/* Read a --raw file: 784 bytes, or an IDX3 file of 28x28 images. */
+static int load_raw(const char *path, uint8_t **px, int *count)
+{
+    FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
+    if (!f) {
+        fprintf(stderr, "hcr predict: cannot open '%s'\n", path);
+        return 1;
+    }
+    size_t cap = 1 << 20, n = 0;
+    uint8_t *buf = malloc(cap);
+    while (buf) {
+        if (n == cap) {
+            if (cap >= (size_t)HCR_IMAGE_MAX_BYTES) break;
+            uint8_t *nb = realloc(buf, cap * 2);
+            if (!nb) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+        size_t r = fread(buf + n, 1, cap - n, f);
+        if (!r) break;
+        n += r;
+    }
+    if (f != stdin) fclose(f);
+    if (!buf) {
+        fprintf(stderr, "hcr predict: out of memory reading '%s'\n", path);
+        return 1;
+    }
+    if (n == 784) {
+        *px = buf;
+        *count = 1;
+        return 0;
+    }
+    if (n >= 16 && buf[0] == 0 && buf[1] == 0 && buf[2] == 8 && buf[3] == 3) {
+        uint32_t d[3];
+        for (int i = 0; i < 3; i++)
+            d[i] = (uint32_t)buf[4 + 4 * i] << 24 | (uint32_t)buf[5 + 4 * i] << 16 |
+                   (uint32_t)buf[6 + 4 * i] << 8 | buf[7 + 4 * i];
+        if (d[1] == 28 && d[2] == 28 && d[0] >= 1 && (uint64_t)d[0] * 784 + 16 == n) {
+            memmove(buf, buf + 16, n - 16);
+            *px = buf;
+            *count = (int)d[0];
+            return 0;
+        }
+        fprintf(stderr, "hcr predict: '%s': an IDX file of %ux%ux%u images in %zu bytes; --raw needs 28x28 images and the exact length\n",
+                path, d[0], d[1], d[2], n);
+    } else {
+        fprintf(stderr, "hcr predict: '%s' is %zu bytes; --raw needs 784 bytes (28x28) or an IDX image file\n",
+                path, n);
+    }
+    free(buf);
+    return 1;
+}
+
+typedef struct opts {
+    long k;
+    double min_conf;
+    bool json;
+} opts;
+
+/* Report one prediction; returns 0 recognised, 3 uncertain. */
+static int report(const opts *o, hcr_model *m, const char *name, const float *p, cJSON *arr)
+{
+    const int nc = hcr_model_num_classes(m);
+    int order[256], k = (int)(o->k < nc ? o->k : nc);
+    if (nc > 256) k = 1;
+    for (int i = 0; i < nc && i < 256; i++) order[i] = i;
+    for (int i = 0; i < k; i++)
+        for (int j = i + 1; j < nc && j < 256; j++)
+            if (p[order[j]] > p[order[i]]) {
+                int t = order[i];
+                order[i] = order[j];
+                order[j] = t;
+            }
+    const bool uncertain = p[order[0]] < o->min_conf;
+    if (arr) {
+        cJSON *it = cJSON_CreateObject();
+        cJSON_AddStringToObject(it, "file", name);
+        cJSON_AddStringToObject(it, "prediction", hcr_model_class_name(m, order[0]));
+        cJSON_AddNumberToObject(it, "confidence", p[order[0]]);
+        cJSON_AddBoolToObject(it, "uncertain", uncertain);
+        cJSON *top = cJSON_AddArrayToObject(it, "top");
+        for (int i = 0; i < k; i++) {
+            cJSON *c = cJSON_CreateObject();
+            cJSON_AddStringToObject(c, "class", hcr_model_class_name(m, order[i]));
+            cJSON_AddNumberToObject(c, "probability", p[order[i]]);
+            cJSON_AddItemToArray(top, c);
+        }
+        cJSON_AddItemToArray(arr, it);
+    } else {
+        printf("%s: %s", name, uncertain ? "uncertain: " : "");
+        for (int i = 0; i < k; i++)
+            printf("%s%s (%.3f)", i ? ", " : "", hcr_model_class_name(m, order[i]), p[order[i]]);
+        printf("\n");
+    }
+    return uncertain ? 3 : 0;
+}
+
+static void report_error(const char *name, const char *msg, cJSON *arr)
+{
+    fprintf(stderr, "hcr predict: %s\n", msg);
+    if (arr) {
+        cJSON *it = cJSON_CreateObject();
+        cJSON_AddStringToObject(it, "file", name);
+        cJSON_AddStringToObject(it, "error", msg);
+        cJSON_AddItemToArray(arr, it);
+    }
+}
+
+int cmd_predict(int argc, char **argv)
+{
+    static const struct option lopts[] = {
+        {"min-confidence", required_argument, 0, 'c'},
+        {"json", no_argument, 0, 'j'},
+        {"dump-preprocessed", required_argument, 0, 'd'},
+        {"raw", no_argument, 0, 'r'},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
+    };
+    opts o = {1, 0.5, false};
+    const char *dump = NULL;
+    bool raw = false;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "hk:", lopts, NULL)) != -1) {
+        switch (c) {
+        case 'k': if (!cli_int("predict", "-k", optarg, 1, 1000, &o.k)) return 2; break;
+        case 'c': if (!cli_float("predict", "--min-confidence", optarg, 0, 1, &o.min_conf)) return 2; break;
+        case 'j': o.json = true; break;
+        case 'd': dump = optarg; break;
+        case 'r': raw = true; break;
+        case 'h': fputs(help, stdout); return 0;
+        default: return cli_usage_error("predict", "unknown or incomplete option");
+        }
+    }
+    if (optind >= argc) return cli_usage_error("predict", "which model? (hcr predict MODEL IMAGE...)");
+    if (optind + 1 >= argc) return cli_usage_error("predict", "which image? (hcr predict MODEL IMAGE...)");
+    const char *mpath = argv[optind];
+    const int nimg = argc - optind - 1;
+    char **files = argv + optind + 1;
+
+    hcr_model *m = NULL;
+    if (hcr_model_load(mpath, &m)) return cli_fail("loading the model");
+    if (hcr_model_input_rows(m) != 28 || hcr_model_input_cols(m) != 28) {
+        fprintf(stderr, "hcr predict: the model takes %dx%d images; predict needs 28x28\n",
+                hcr_model_input_rows(m), hcr_model_input_cols(m));
+        hcr_model_free(m);
+        return 1;
+    }
+    const int nc = hcr_model_num_classes(m);
+    float *probs = malloc(sizeof *probs * nc);
+    cJSON *arr = o.json ? cJSON_CreateArray() : NULL;
+    int worst = 0; /* 0, 3 or 1 */
+    for (int i = 0; i < nimg && probs; i++) {
+        const char *name = files[i];
+        const char *shown = strcmp(name, "-") ? name : "standard input";
+        char msg[1200];
+        if (raw) {
+            uint8_t *px = NULL;
+            int count = 0;
+            if (load_raw(name, &px, &count)) {
+                worst = 1;
+                continue;
+            }
+            float *pr = malloc(sizeof *pr * (size_t)count * nc);
+            if (!pr || hcr_model_predict(m, px, count, pr)) {
+                snprintf(msg, sizeof msg, "%s: %s", shown, pr ? hcr_last_error() : "out of memory");
+                report_error(shown, msg, arr);
+                worst = 1;
+            } else {
+                for (int j = 0; j < count; j++) {
+                    char label[1100];
+                    if (count > 1) snprintf(label, sizeof label, "%s[%d]", shown, j);
+                    else snprintf(label, sizeof label, "%s", shown);
+                    int r = report(&o, m, label, pr + (size_t)j * nc, arr);
+                    if (r > worst && worst != 1) worst = r;
+                }
+            }
+            free(pr);
+            free(px);
+            continue;
+        }
+        hcr_image *img = NULL;
+        uint8_t px[28 * 28];
+        if (hcr_image_load(name, &img) || hcr_image_to_mnist(img, px, NULL)) {
+            const char *e = hcr_last_error();
+            if (strstr(e, shown)) snprintf(msg, sizeof msg, "%s", e);
+            else snprintf(msg, sizeof msg, "'%s': %s", shown, e);
+            report_error(shown, msg, arr);
+            hcr_image_free(img);
+            worst = 1;
+            continue;
+        }
+        hcr_image_free(img);
+        if (dump) {
+            char dp[4096];
+            dump_path(dump, i, nimg, dp, sizeof dp);
+            if (hcr_image_write(dp, 28, 28, px)) {
+                report_error(shown, hcr_last_error(), arr);
+                worst = 1;
+            }
+        }
+        if (hcr_model_predict(m, px, 1, probs)) {
+            snprintf(msg, sizeof msg, "%s: %s", shown, hcr_last_error());
+            report_error(shown, msg, arr);
+            worst = 1;
+            continue;
+        }
+        int r = report(&o, m, shown, probs, arr);
+        if (r > worst && worst != 1) worst = r;
+    }
+    if (!probs) {
+        fprintf(stderr, "hcr predict: out of memory\n");
+        worst = 1;
+    }
+    if (arr) {
+        char *text = cJSON_Print(arr);
+        if (text) puts(text);
+        cJSON_free(text);
+        cJSON_Delete(arr);
+    }
+    free(probs);
+    hcr_model_free(m);
+    return worst;
+}

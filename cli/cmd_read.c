@@ -1,0 +1,257 @@
+/*
+ * cmd_read.c - hcr read: a line of handwritten characters (a number such as
+ * "2024") to text, and --eval: sequence and character accuracy on numbers
+ * composed from MNIST test digits.
+ */
+#include "cli.h"
+
+#include <cjson/cJSON.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char help[] =
+    "usage: hcr read MODEL IMAGE [options]\n"
+    "       hcr read MODEL --eval [--data DIR] [--count N] [--digits N] [--seed N]\n"
+    "\n"
+    "Read a line of handwritten characters (a number such as 2024) from an image\n"
+    "(PNG, JPEG, BMP, GIF, PGM/PPM; '-' for standard input) and print the text.\n"
+    "The ink is split into connected components; pieces over each other are\n"
+    "merged, pieces much wider than a character are cut where the model is most\n"
+    "confident of both halves, and each character is preprocessed as by predict.\n"
+    "\n"
+    "options:\n"
+    "  --json                   the text, and per character its confidence, box\n"
+    "                           (x, y, w, h in image pixels) and class probabilities\n"
+    "  --min-confidence P       characters below probability P are uncertain\n"
+    "                           (default 0.5; 0 never); exit status 3 if any\n"
+    "  --dump-preprocessed F    write what the network saw, characters side by side\n"
+    "  --eval                   compose numbers from MNIST *test* digits (random\n"
+    "                           spacing, slight overlap, scale and baseline jitter)\n"
+    "                           and report sequence and character accuracy, for\n"
+    "                           separate digits and with one touching pair\n"
+    "  --data DIR               MNIST IDX files for --eval (default: the cache)\n"
+    "  --count N                numbers per case for --eval (default 1000)\n"
+    "  --digits N               digits per number for --eval (default 4)\n"
+    "  --seed N                 --eval's random seed (default 1)\n"
+    "  --save-examples DIR      --eval: also write the first 10 images of each case\n"
+    "  --verbose                --eval: print every number read wrongly\n"
+    "  -h, --help               this help\n"
+    "\n"
+    "Exit status: 0 read, 3 some character uncertain, 1 an error, 2 bad usage.\n";
+
+static size_t edit_distance(const char *a, const char *b)
+{
+    size_t n = strlen(a), m = strlen(b);
+    size_t *row = malloc(sizeof *row * (m + 1));
+    if (!row) return n > m ? n : m;
+    for (size_t j = 0; j <= m; j++) row[j] = j;
+    for (size_t i = 1; i <= n; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= m; j++) {
+            size_t up = row[j];
+            size_t best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best) best = up + 1;
+            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    size_t d = row[m];
+    free(row);
+    return d;
+}
+
+typedef struct eval_opts {
+    const char *data, *examples;
+    long count, digits, seed;
+    bool json, verbose;
+} eval_opts;
+
+static int run_eval(hcr_model *m, const eval_opts *e)
+{
+    hcr_dataset *test = NULL;
+    if (cli_load_mnist(e->data, "t10k", &test)) return 1;
+    cJSON *root = e->json ? cJSON_CreateObject() : NULL;
+    if (!e->json)
+        printf("Numbers of %ld digits composed from MNIST test digits (seed %ld), %ld per case\n",
+               e->digits, e->seed, e->count);
+    int rc = 0;
+    for (int touching = 0; touching <= 1 && !rc; touching++) {
+        long exact = 0, chars = 0, correct = 0, failed = 0;
+        for (long i = 0; i < e->count; i++) {
+            hcr_image *img = NULL;
+            char truth[80];
+            uint64_t seed = (uint64_t)e->seed * 1000003u + (uint64_t)i * 2 + (uint64_t)touching;
+            if (hcr_compose_number(test, (int)e->digits, touching, seed, &img, truth, sizeof truth)) {
+                rc = cli_fail("composing a number");
+                break;
+            }
+            if (e->examples && i < 10) {
+                char path[4096];
+                snprintf(path, sizeof path, "%s/%s-%02ld-%s.png", e->examples,
+                         touching ? "touching" : "separate", i, truth);
+                if (hcr_image_write(path, img->width, img->height, img->pixels))
+                    fprintf(stderr, "hcr read: %s\n", hcr_last_error());
+            }
+            hcr_line line;
+            const char *got = "";
+            if (hcr_read_line(m, img, &line) == HCR_OK) got = line.text;
+            else failed++;
+            size_t len = strlen(truth), d = edit_distance(got, truth);
+            exact += !strcmp(got, truth);
+            chars += (long)len;
+            correct += (long)(d < len ? len - d : 0);
+            if (e->verbose && strcmp(got, truth))
+                fprintf(stderr, "%s #%ld: read '%s', written '%s'\n", touching ? "touching" : "separate", i,
+                        got, truth);
+            hcr_line_free(&line);
+            hcr_image_free(img);
+        }
+        if (rc) break;
+        const double seq = e->count ? (double)exact / e->count : 0,
+                     chr = chars ? (double)correct / chars : 0;
+        const char *name = touching ? "touching" : "separate";
+        if (root) {
+            cJSON *c = cJSON_AddObjectToObject(root, name);
+            cJSON_AddNumberToObject(c, "numbers", (double)e->count);
+            cJSON_AddNumberToObject(c, "digits", (double)e->digits);
+            cJSON_AddNumberToObject(c, "sequence_accuracy", seq);
+            cJSON_AddNumberToObject(c, "character_accuracy", chr);
+            cJSON_AddNumberToObject(c, "unreadable", (double)failed);
+        } else {
+            printf("%-9s sequence accuracy %.4f (%ld/%ld)  character accuracy %.4f%s\n",
+                   touching ? "touching:" : "separate:", seq, exact, e->count, chr,
+                   touching ? "  (one touching pair per number)" : "");
+        }
+    }
+    if (root) {
+        if (!rc) {
+            char *text = cJSON_Print(root);
+            if (text) puts(text);
+            cJSON_free(text);
+        }
+        cJSON_Delete(root);
+    }
+    hcr_dataset_free(test);
+    return rc;
+}
+
+int cmd_read(int argc, char **argv)
+{
+    static const struct option lopts[] = {
+        {"json", no_argument, 0, 'j'},
+        {"min-confidence", required_argument, 0, 'c'},
+        {"dump-preprocessed", required_argument, 0, 'd'},
+        {"eval", no_argument, 0, 'e'},
+        {"data", required_argument, 0, 'D'},
+        {"count", required_argument, 0, 'n'},
+        {"digits", required_argument, 0, 'g'},
+        {"seed", required_argument, 0, 's'},
+        {"save-examples", required_argument, 0, 'x'},
+        {"verbose", no_argument, 0, 'v'},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
+    };
+    eval_opts e = {NULL, NULL, 1000, 4, 1, false, false};
+    double min_conf = 0.5;
+    const char *dump = NULL;
+    bool eval = false;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", lopts, NULL)) != -1) {
+        switch (c) {
+        case 'j': e.json = true; break;
+        case 'c': if (!cli_float("read", "--min-confidence", optarg, 0, 1, &min_conf)) return 2; break;
+        case 'd': dump = optarg; break;
+        case 'e': eval = true; break;
+        case 'D': e.data = optarg; break;
+        case 'n': if (!cli_int("read", "--count", optarg, 1, 10000000, &e.count)) return 2; break;
+        case 'g': if (!cli_int("read", "--digits", optarg, 1, 64, &e.digits)) return 2; break;
+        case 's': if (!cli_int("read", "--seed", optarg, 0, 1000000000, &e.seed)) return 2; break;
+        case 'x': e.examples = optarg; break;
+        case 'v': e.verbose = true; break;
+        case 'h': fputs(help, stdout); return 0;
+        default: return cli_usage_error("read", "unknown or incomplete option");
+        }
+    }
+    if (optind >= argc) return cli_usage_error("read", "which model? (hcr read MODEL IMAGE)");
+    if (eval && optind + 1 < argc)
+        return cli_usage_error("read", "--eval takes no image ('%s')", argv[optind + 1]);
+    if (!eval && optind + 1 >= argc) return cli_usage_error("read", "which image? (hcr read MODEL IMAGE)");
+    if (!eval && optind + 2 < argc)
+        return cli_usage_error("read", "unexpected argument '%s' (one image at a time)", argv[optind + 2]);
+    if (eval && e.digits < 2) return cli_usage_error("read", "--eval needs --digits of 2 or more");
+
+    hcr_model *m = NULL;
+    if (hcr_model_load(argv[optind], &m)) return cli_fail("loading the model");
+    if (eval) {
+        int rc = run_eval(m, &e);
+        hcr_model_free(m);
+        return rc;
+    }
+    const char *path = argv[optind + 1];
+    const char *shown = strcmp(path, "-") ? path : "standard input";
+    hcr_image *img = NULL;
+    hcr_line line;
+    if (hcr_image_load(path, &img)) {
+        hcr_model_free(m);
+        return cli_fail("reading the image");
+    }
+    if (hcr_read_line(m, img, &line)) {
+        fprintf(stderr, "hcr: reading '%s': %s\n", shown, hcr_last_error());
+        hcr_image_free(img);
+        hcr_model_free(m);
+        return 1;
+    }
+    int rc = 0;
+    for (int i = 0; i < line.count; i++)
+        if (line.chars[i].confidence < min_conf) rc = 3;
+    if (dump && line.count > 0) {
+        uint8_t *strip = malloc((size_t)line.count * 784);
+        if (strip) {
+            for (int i = 0; i < line.count; i++)
+                for (int y = 0; y < 28; y++)
+                    memcpy(strip + (size_t)y * 28 * line.count + (size_t)i * 28,
+                           line.chars[i].pixels + y * 28, 28);
+            if (hcr_image_write(dump, 28 * line.count, 28, strip)) rc = cli_fail("--dump-preprocessed");
+            free(strip);
+        }
+    }
+    const int nc = hcr_model_num_classes(m);
+    if (e.json) {
+        cJSON *root = cJSON_CreateObject();
+        cJSON_AddStringToObject(root, "file", shown);
+        cJSON_AddStringToObject(root, "text", line.text);
+        cJSON_AddBoolToObject(root, "uncertain", rc == 3);
+        cJSON *arr = cJSON_AddArrayToObject(root, "characters");
+        for (int i = 0; i < line.count; i++) {
+            const hcr_char *ch = &line.chars[i];
+            cJSON *it = cJSON_CreateObject();
+            cJSON_AddStringToObject(it, "char", hcr_model_class_name(m, ch->cls));
+            cJSON_AddNumberToObject(it, "confidence", ch->confidence);
+            cJSON_AddBoolToObject(it, "uncertain", ch->confidence < min_conf);
+            int box[4] = {ch->x, ch->y, ch->w, ch->h};
+            cJSON_AddItemToObject(it, "box", cJSON_CreateIntArray(box, 4));
+            cJSON *pr = cJSON_AddArrayToObject(it, "probabilities");
+            for (int j = 0; j < nc; j++) cJSON_AddItemToArray(pr, cJSON_CreateNumber(ch->probs[j]));
+            cJSON_AddItemToArray(arr, it);
+        }
+        char *text = cJSON_Print(root);
+        if (text) puts(text);
+        cJSON_free(text);
+        cJSON_Delete(root);
+    } else {
+        puts(line.text);
+        for (int i = 0; i < line.count; i++)
+            if (line.chars[i].confidence < min_conf)
+                fprintf(stderr, "hcr read: character %d ('%s') is uncertain: probability %.3f\n", i + 1,
+                        hcr_model_class_name(m, line.chars[i].cls), line.chars[i].confidence);
+    }
+    hcr_line_free(&line);
+    hcr_image_free(img);
+    hcr_model_free(m);
+    return rc;
+}

@@ -1,0 +1,226 @@
+/* test_image.c - image loading, MNIST-style preprocessing, reading lines. */
+#include "harness.h"
+#include "hcr.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+
+static void com_and_box(const uint8_t *px, double *cx, double *cy, int *bw, int *bh)
+{
+    double s = 0, sx = 0, sy = 0;
+    int x0 = 28, y0 = 28, x1 = -1, y1 = -1;
+    for (int y = 0; y < 28; y++)
+        for (int x = 0; x < 28; x++) {
+            int v = px[y * 28 + x];
+            if (!v) continue;
+            s += v;
+            sx += (double)v * x;
+            sy += (double)v * y;
+            if (x < x0) x0 = x;
+            if (x > x1) x1 = x;
+            if (y < y0) y0 = y;
+            if (y > y1) y1 = y;
+        }
+    *cx = s ? sx / s : -1;
+    *cy = s ? sy / s : -1;
+    *bw = x1 - x0 + 1;
+    *bh = y1 - y0 + 1;
+}
+
+/* A thick stroke at an odd size and place, both polarities. */
+static void test_preprocess_stroke(void)
+{
+    for (int dark = 0; dark <= 1; dark++) {
+        const int W = 301, H = 173;
+        uint8_t *px = malloc(W * H);
+        for (int i = 0; i < W * H; i++) px[i] = dark ? 235 : 12;
+        /* a slanted bar 90 px high, 14 px thick, off centre */
+        for (int y = 40; y < 130; y++)
+            for (int x = 0; x < 14; x++) px[y * W + 200 + (y - 40) / 3 + x] = dark ? 20 : 240;
+        hcr_image *img = NULL;
+        CHECK(hcr_image_from_grey(W, H, px, &img) == HCR_OK);
+        uint8_t out[784];
+        hcr_ink_info info;
+        CHECK(hcr_image_to_mnist(img, out, &info) == HCR_OK);
+        CHECK(info.inverted == dark);
+        CHECK(info.h == 90 && info.y == 40 && info.x == 200);
+        double cx, cy;
+        int bw, bh;
+        com_and_box(out, &cx, &cy, &bw, &bh);
+        CHECK_NEAR(cx, 14.0, 0.5);
+        CHECK_NEAR(cy, 14.0, 0.5);
+        CHECK_MSG(bh == 20, "box height %d", bh);
+        CHECK_MSG(bw >= 9 && bw <= 11, "box width %d", bw);
+        /* Wide: the long side is the width. */
+        memset(px, dark ? 235 : 12, W * H);
+        for (int y = 50; y < 70; y++)
+            for (int x = 20; x < 250; x++) px[y * W + x] = dark ? 20 : 240;
+        memcpy(img->pixels, px, W * H);
+        CHECK(hcr_image_to_mnist(img, out, NULL) == HCR_OK);
+        com_and_box(out, &cx, &cy, &bw, &bh);
+        CHECK_MSG(bw == 20, "box width %d", bw);
+        CHECK_NEAR(cx, 14.0, 0.5);
+        CHECK_NEAR(cy, 14.0, 0.5);
+        hcr_image_free(img);
+        free(px);
+    }
+}
+
+static void test_blank_and_bad(void)
+{
+    uint8_t px[100 * 80];
+    memset(px, 200, sizeof px);
+    hcr_image *img = NULL;
+    uint8_t out[784];
+    CHECK(hcr_image_from_grey(100, 80, px, &img) == HCR_OK);
+    CHECK(hcr_image_to_mnist(img, out, NULL) == HCR_EFORMAT);
+    CHECK_CONTAINS(hcr_last_error(), "no ink");
+    hcr_image_free(img);
+
+    char path[512];
+    img = NULL;
+    snprintf(path, sizeof path, "%s/missing.png", harness_tmpdir());
+    CHECK(hcr_image_load(path, &img) == HCR_EIO && !img);
+    CHECK_CONTAINS(hcr_last_error(), "missing.png");
+    CHECK(hcr_image_load_memory("", 0, "empty.png", &img) == HCR_EFORMAT);
+    CHECK_CONTAINS(hcr_last_error(), "empty");
+    CHECK(hcr_image_load_memory("hello, world", 12, "text.png", &img) == HCR_EFORMAT);
+    CHECK_CONTAINS(hcr_last_error(), "not an image");
+    /* A PNG header claiming 100000 x 100000 pixels. */
+    static const uint8_t huge[] = {0x89, 'P', 'N', 'G', 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13,
+                                   'I', 'H', 'D', 'R', 0, 1, 0x86, 0xa0, 0, 1, 0x86, 0xa0,
+                                   8, 0, 0, 0, 0, 0, 0, 0, 0};
+    CHECK(hcr_image_load_memory(huge, sizeof huge, "huge.png", &img) == HCR_EFORMAT);
+    CHECK_CONTAINS(hcr_last_error(), "more than the limit");
+    /* A real PNG cut in half. */
+    uint8_t grey[64 * 64];
+    for (int i = 0; i < 64 * 64; i++) grey[i] = (uint8_t)(i * 7);
+    snprintf(path, sizeof path, "%s/ok.png", harness_tmpdir());
+    CHECK(hcr_image_write(path, 64, 64, grey) == HCR_OK);
+    unsigned char *png = malloc(1 << 20);
+    FILE *f = fopen(path, "rb");
+    int len = f && png ? (int)fread(png, 1, 1 << 20, f) : 0;
+    if (f) fclose(f);
+    CHECK(len > 100);
+    if (png) {
+        CHECK(hcr_image_load_memory(png, (size_t)len, "ok.png", &img) == HCR_OK);
+        CHECK(img && img->width == 64 && img->height == 64 && img->pixels[5] == 35);
+        hcr_image_free(img);
+        img = NULL;
+        CHECK(hcr_image_load_memory(png, (size_t)len / 2, "cut.png", &img) == HCR_EFORMAT);
+        CHECK_CONTAINS(hcr_last_error(), "corrupt or truncated");
+        free(png);
+    }
+}
+
+static hcr_model *small_model(void)
+{
+    hcr_dataset *train = NULL, *part = NULL;
+    hcr_model *m = NULL;
+    if (hcr_dataset_load_dir(harness_data_dir, "train", &train) ||
+        hcr_dataset_slice(train, 0, 12000, &part) ||
+        hcr_model_create(HCR_DEFAULT_SPEC, 28, 28, 10, 42, &m)) {
+        fprintf(stderr, "  cannot set up a model: %s\n", hcr_last_error());
+        hcr_dataset_free(train);
+        hcr_dataset_free(part);
+        return NULL;
+    }
+    hcr_train_config cfg;
+    hcr_train_config_default(&cfg);
+    cfg.epochs = 2;
+    CHECK(hcr_train(m, part, NULL, &cfg, NULL, NULL, NULL) == HCR_OK);
+    hcr_dataset_free(train);
+    hcr_dataset_free(part);
+    return m;
+}
+
+static hcr_model *model;
+static hcr_dataset *test_set;
+
+/* MNIST test digits as white-background JPEGs at 5x size, read back: the
+ * same answer as the original tensor for >= 98%. */
+static void test_roundtrip_jpeg(void)
+{
+    if (!model) model = small_model();
+    if (!test_set && hcr_dataset_load_dir(harness_data_dir, "t10k", &test_set)) test_set = NULL;
+    CHECK(model && test_set);
+    if (!model || !test_set) return;
+    const int n = 1000, S = 140;
+    float *p0 = malloc(sizeof *p0 * n * 10), p1[10];
+    CHECK(hcr_model_predict(model, test_set->pixels, n, p0) == HCR_OK);
+    uint8_t *big = malloc(S * S);
+    char path[512];
+    snprintf(path, sizeof path, "%s/digit.jpg", harness_tmpdir());
+    int agree = 0, failed = 0;
+    for (int i = 0; i < n; i++) {
+        const uint8_t *d = test_set->pixels + (size_t)i * 784;
+        for (int y = 0; y < S; y++)
+            for (int x = 0; x < S; x++) big[y * S + x] = (uint8_t)(255 - d[(y / 5) * 28 + x / 5]);
+        hcr_image *img = NULL;
+        uint8_t px[784];
+        if (hcr_image_write(path, S, S, big) || hcr_image_load(path, &img) ||
+            hcr_image_to_mnist(img, px, NULL) || hcr_model_predict(model, px, 1, p1)) {
+            failed++;
+            hcr_image_free(img);
+            continue;
+        }
+        hcr_image_free(img);
+        int a = 0, b = 0;
+        for (int c = 1; c < 10; c++) {
+            if (p0[i * 10 + c] > p0[i * 10 + a]) a = c;
+            if (p1[c] > p1[b]) b = c;
+        }
+        agree += a == b;
+    }
+    printf("round trip through 5x white-background JPEG: %d/%d agree (%d failed)\n", agree, n, failed);
+    CHECK(failed == 0);
+    CHECK_MSG(agree >= 980, "%d of %d agree", agree, n);
+    free(big);
+    free(p0);
+}
+
+static void test_read_generated(void)
+{
+    if (!model) model = small_model();
+    if (!test_set && hcr_dataset_load_dir(harness_data_dir, "t10k", &test_set)) test_set = NULL;
+    CHECK(model && test_set);
+    if (!model || !test_set) return;
+    int exact = 0;
+    for (int i = 0; i < 50; i++) {
+        hcr_image *img = NULL;
+        char truth[8];
+        CHECK(hcr_compose_number(test_set, 4, 0, 100 + i, &img, truth, sizeof truth) == HCR_OK);
+        if (!img) continue;
+        hcr_line line;
+        CHECK(hcr_read_line(model, img, &line) == HCR_OK);
+        if (line.text) {
+            exact += !strcmp(line.text, truth);
+            for (int j = 0; j < line.count; j++) {
+                CHECK(line.chars[j].x >= 0 && line.chars[j].x + line.chars[j].w <= img->width);
+                CHECK(line.chars[j].confidence > 0 && line.chars[j].confidence <= 1);
+                if (j) CHECK(line.chars[j].x >= line.chars[j - 1].x);
+            }
+        }
+        hcr_line_free(&line);
+        hcr_image_free(img);
+    }
+    printf("read 4-digit numbers: %d/50 exactly\n", exact);
+    CHECK_MSG(exact >= 35, "%d of 50 read exactly", exact);
+    /* The generator is deterministic. */
+    hcr_image *a = NULL, *b = NULL;
+    char ta[8], tb[8];
+    CHECK(hcr_compose_number(test_set, 4, 1, 7, &a, ta, sizeof ta) == HCR_OK);
+    CHECK(hcr_compose_number(test_set, 4, 1, 7, &b, tb, sizeof tb) == HCR_OK);
+    CHECK(a && b && !strcmp(ta, tb) && a->width == b->width &&
+          !memcmp(a->pixels, b->pixels, (size_t)a->width * a->height));
+    hcr_image_free(a);
+    hcr_image_free(b);
+    hcr_model_free(model);
+    hcr_dataset_free(test_set);
+    model = NULL;
+    test_set = NULL;
+}
+
+TEST_MAIN(TEST(test_preprocess_stroke), TEST(test_blank_and_bad), TEST(test_roundtrip_jpeg),
+          TEST(test_read_generated))
