@@ -15,12 +15,13 @@
  *   when a larger batch arrives.
  *
  * Execution
- *   Runs of convolution and pooling layers go image by image (kernels.h),
- *   the batch split across threads in fixed shares, so one image's
- *   activations stay in cache from layer to layer. Dense layers go as
- *   whole-batch matrix products (BLAS). Weight gradients of the per-image
- *   layers are summed per thread and then across threads in thread order:
- *   the same thread count gives bit-identical results.
+ *   Each pass is one parallel region: every thread takes a fixed share of
+ *   the batch and runs it through all layers. Runs of convolution and
+ *   pooling layers go image by image (kernels.h), so one image's
+ *   activations stay in cache from layer to layer; dense layers are BLAS
+ *   products over the thread's share. Weight gradients are summed per
+ *   thread and then across threads in thread order: the same thread count
+ *   gives bit-identical results.
  */
 #ifndef HCR_MODEL_H
 #define HCR_MODEL_H
