@@ -66,7 +66,7 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/tests/harness.o $(BUILD)/libhcr.a
 test: $(TESTS) $(BUILD)/hcr
 	@HCR_BIN=$(BUILD)/hcr tests/run_all.sh $(TESTS) tests/test_cli.sh tests/test_predict.sh tests/test_browser.sh
 
-SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+SAN_FLAGS := -O2 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 sanitize:
 	$(MAKE) BUILD=build/asan CFLAGS="$(SAN_FLAGS)" LDFLAGS="-fsanitize=address,undefined" test
 

@@ -712,6 +712,18 @@ typedef struct seg {
     int xa, xb;         /* column range */
 } seg;
 
+/* Merge piece q into piece p: q's components join p's group, and p's box
+ * grows to cover both. */
+static void merge_seg(seg *p, const seg *q, int *group, int ncomp)
+{
+    for (int c = 1; c <= ncomp; c++)
+        if (group[c] == q->g) group[c] = p->g;
+    if (q->x0 < p->x0) p->x0 = q->x0;
+    if (q->y0 < p->y0) p->y0 = q->y0;
+    if (q->x1 > p->x1) p->x1 = q->x1;
+    if (q->y1 > p->y1) p->y1 = q->y1;
+}
+
 static int cmp_seg(const void *a, const void *b)
 {
     const seg *p = a, *q = b;
@@ -829,12 +841,7 @@ hcr_status hcr_read_line(hcr_model *m, const hcr_image *img, hcr_line *out)
                 int wp = p->x1 - p->x0, wq = q->x1 - q->x0;
                 int mw = (p->x1 > q->x1 ? p->x1 : q->x1) - (p->x0 < q->x0 ? p->x0 : q->x0);
                 if (ov * 10 < (wp < wq ? wp : wq) * 7 || mw > H * 11 / 10) continue;
-                for (int c = 1; c <= k.ncomp; c++)
-                    if (group[c] == q->g) group[c] = p->g;
-                if (q->x0 < p->x0) p->x0 = q->x0;
-                if (q->y0 < p->y0) p->y0 = q->y0;
-                if (q->x1 > p->x1) p->x1 = q->x1;
-                if (q->y1 > p->y1) p->y1 = q->y1;
+                merge_seg(p, q, group, k.ncomp);
                 segs[j] = segs[--n];
                 changed = 1;
             }
@@ -857,12 +864,7 @@ hcr_status hcr_read_line(hcr_model *m, const hcr_image *img, hcr_line *out)
             }
             if (best < 0 || bd > H / 2) continue;
             seg *p = &segs[best];
-            for (int c = 1; c <= k.ncomp; c++)
-                if (group[c] == q->g) group[c] = p->g;
-            if (q->x0 < p->x0) p->x0 = q->x0;
-            if (q->y0 < p->y0) p->y0 = q->y0;
-            if (q->x1 > p->x1) p->x1 = q->x1;
-            if (q->y1 > p->y1) p->y1 = q->y1;
+            merge_seg(p, q, group, k.ncomp);
             segs[i] = segs[--n];
             changed = 1;
         }
