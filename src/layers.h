@@ -7,6 +7,12 @@
  * functions write (not accumulate) the parameter gradients of the batch.
  * The *_ref versions are plain loops kept as the reference the fast paths
  * are tested against.
+ *
+ * The model runs dense, dropout and softmax layers from here. Convolution
+ * and pooling run through the per-image kernels of kernels.h instead; the
+ * batched conv2d_forward/backward (im2col + BLAS) and maxpool_* (with
+ * argmax) below stay as the baseline bench/bench_kernels compares against
+ * and as references in the tests.
  */
 #ifndef HCR_LAYERS_H
 #define HCR_LAYERS_H
