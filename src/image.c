@@ -364,6 +364,18 @@ static hcr_status label_components(ink_map *k, const uint8_t *mask)
     return HCR_OK;
 }
 
+/* Pixel p of an image covered by a grid of n cells of B pixels: the two
+ * cells to interpolate between (clamped at the edges) and the weight of
+ * the second. */
+static void grid_coord(int p, int B, int n, int *a, int *b, float *t)
+{
+    float f = (p + 0.5f) / B - 0.5f;
+    int c = (int)floorf(f);
+    *t = f - c;
+    *a = c < 0 ? 0 : c >= n ? n - 1 : c;
+    *b = c + 1 >= n ? n - 1 : c + 1 < 0 ? 0 : c + 1;
+}
+
 hcr_status ink_prepare(const hcr_image *img, ink_map *k)
 {
     memset(k, 0, sizeof *k);
@@ -439,19 +451,13 @@ hcr_status ink_prepare(const hcr_image *img, ink_map *k)
         }
     long fh[256] = {0};
     for (int y = 0; y < h; y++) {
-        float fy = (y + 0.5f) / B - 0.5f;
-        int y0 = (int)floorf(fy);
-        float ty = fy - y0;
-        int ya = y0 < 0 ? 0 : y0, yb = y0 + 1 >= gh ? gh - 1 : y0 + 1;
-        if (ya >= gh) ya = gh - 1;
-        if (yb < 0) yb = 0;
+        int ya, yb;
+        float ty;
+        grid_coord(y, B, gh, &ya, &yb, &ty);
         for (int x = 0; x < w; x++) {
-            float fx = (x + 0.5f) / B - 0.5f;
-            int x0 = (int)floorf(fx);
-            float tx = fx - x0;
-            int xa = x0 < 0 ? 0 : x0, xb = x0 + 1 >= gw ? gw - 1 : x0 + 1;
-            if (xa >= gw) xa = gw - 1;
-            if (xb < 0) xb = 0;
+            int xa, xb;
+            float tx;
+            grid_coord(x, B, gw, &xa, &xb, &tx);
             float bg = (1 - ty) * ((1 - tx) * bgrid[ya * gw + xa] + tx * bgrid[ya * gw + xb]) +
                        ty * ((1 - tx) * bgrid[yb * gw + xa] + tx * bgrid[yb * gw + xb]);
             size_t i = (size_t)y * w + x;

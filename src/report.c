@@ -256,6 +256,14 @@ static void text(cairo_t *cr, double x, double y, const char *s, double ax, doub
     cairo_show_text(cr, s);
 }
 
+/* A picture's title, centred at the top of a canvas W pixels wide. */
+static void draw_title(cairo_t *cr, int W, const char *title)
+{
+    rgb(cr, C_TEXT);
+    font(cr, 21, true);
+    text(cr, W / 2.0, 20, title, 0.5, 0);
+}
+
 /* Shrink the font until s fits in width w (not below min); returns the size. */
 static double fit_font(cairo_t *cr, const char *s, double w, double size, double min, bool bold)
 {
@@ -352,9 +360,7 @@ static hcr_status draw_curves(rbuf *out, const char *name, const char *title, co
     if (!canvas_open(&c, W, H)) return canvas_finish(&c, out, name);
     cairo_t *cr = c.cr;
 
-    rgb(cr, C_TEXT);
-    font(cr, 21, true);
-    text(cr, W / 2.0, 20, title, 0.5, 0);
+    draw_title(cr, W, title);
 
     /* The legend sits above the plot, where it can never hide a line. */
     {
@@ -526,9 +532,7 @@ static hcr_status draw_grid(rbuf *out, const char *name, const char *title, cons
     canvas c;
     if (!canvas_open(&c, W, H)) return canvas_finish(&c, out, name);
     cairo_t *cr = c.cr;
-    rgb(cr, C_TEXT);
-    font(cr, 21, true);
-    text(cr, W / 2.0, 20, title, 0.5, 0);
+    draw_title(cr, W, title);
     rgb(cr, C_MUTED);
     fit_font(cr, subtitle, W - 2 * margin, 15, 10, false);
     text(cr, W / 2.0, 52, subtitle, 0.5, 0);
@@ -634,9 +638,7 @@ static hcr_status draw_confusion(rbuf *out, const char *name, const hcr_model *m
 
     char tot[32];
     thousands(tot, sizeof tot, total);
-    rgb(cr, C_TEXT);
-    font(cr, 21, true);
-    text(cr, W / 2.0, 20, "Confusion matrix", 0.5, 0);
+    draw_title(cr, W, "Confusion matrix");
     snprintf(buf, sizeof buf, "%s test images, accuracy %.2f%%; rows: true class, columns: predicted",
              tot, 100 * accuracy);
     rgb(cr, C_MUTED);
