@@ -60,11 +60,16 @@ $(BUILD)/bench_hcr: $(BUILD)/bench/bench_hcr.o $(BUILD)/libhcr.a
 $(BUILD)/bench_kernels: $(BUILD)/bench/bench_kernels.o $(BUILD)/libhcr.a
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ -o $@ $(HCR_LIBS) $(LDLIBS)
 
-$(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/tests/harness.o $(BUILD)/libhcr.a
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/tests/harness.o $(BUILD)/tests/glyphs.o $(BUILD)/libhcr.a
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ -o $@ $(HCR_LIBS) $(LDLIBS)
 
-test: $(TESTS) $(BUILD)/hcr
-	@HCR_BIN=$(BUILD)/hcr tests/run_all.sh $(TESTS) tests/test_cli.sh tests/test_predict.sh tests/test_browser.sh
+# The letters fixture as a program, for the shell tests.
+$(BUILD)/tests/fixture_letters: $(BUILD)/tests/fixture_letters.o $(BUILD)/tests/glyphs.o $(BUILD)/libhcr.a
+	$(CC) $(CFLAGS) $(LDFLAGS) $^ -o $@ $(HCR_LIBS) $(LDLIBS)
+
+test: $(TESTS) $(BUILD)/hcr $(BUILD)/tests/fixture_letters
+	@HCR_BIN=$(BUILD)/hcr HCR_FIXTURE=$(BUILD)/tests/fixture_letters tests/run_all.sh $(TESTS) \
+	    tests/test_cli.sh tests/test_predict.sh tests/test_datasets.sh tests/test_browser.sh
 
 SAN_FLAGS := -O2 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 sanitize:

@@ -33,10 +33,25 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
 bool cli_int(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out);
 bool cli_float(const char *cmd, const char *opt, const char *s, double lo, double hi, double *out);
 
-/* Load the train or test split ("train"/"t10k") of MNIST from data_dir, or
- * from the cache, fetching it first when it is missing (saying so on
- * stderr). */
-int cli_load_mnist(const char *data_dir, const char *prefix, hcr_dataset **out);
+/* Load split "train" or "test" of dataset `name` (a known name or
+ * idx:DIR) from data_dir, or from its default place (the cache, or a
+ * system copy), fetching it first when it is missing or damaged (saying so
+ * on stderr). Prints the error and returns 1 on failure. */
+int cli_load_dataset(const char *name, const char *data_dir, const char *split, hcr_dataset **out);
+
+/* The dataset a command uses: --dataset if given, else the one the model
+ * was trained on (its "dataset" metadata), else mnist. */
+const char *cli_dataset_of(const char *option, const hcr_model *m);
+
+/* The dataset's classes are the model's: the same count, and the same
+ * names where both have names. Prints the error and returns 1 if not. */
+int cli_check_classes(const hcr_model *m, const hcr_dataset *ds);
+
+/* The help text shared by the commands' --dataset and --data options. */
+#define CLI_DATASET_HELP                                                                    \
+    "  --dataset NAME  mnist, fashion-mnist, kmnist, emnist-letters, emnist-balanced,\n"    \
+    "                  emnist-digits, emnist-byclass, or idx:DIR for any folder with a\n" \
+    "                  train and a test pair of IDX files (hcr data list shows them)\n"
 
 /* Ctrl-C: the first press sets the flag (the command finishes cleanly),
  * the second ends the program. */

@@ -14,13 +14,14 @@
 static const char help[] =
     "usage: hcr eval MODEL [options]\n"
     "\n"
-    "Evaluate a saved model on the MNIST test set: loss, accuracy, the confusion\n"
-    "matrix (rows: true class, columns: predicted) and per-class precision, recall\n"
-    "and F1.\n"
+    "Evaluate a saved model on a test set (by default the one of the dataset it was\n"
+    "trained on): loss, accuracy, the confusion matrix (rows: true class, columns:\n"
+    "predicted) and per-class precision, recall and F1, with the class names.\n"
     "\n"
     "options:\n"
-    "  --data DIR     MNIST IDX files (raw or .gz) in DIR; default: the cache,\n"
-    "                 fetched when missing\n"
+    CLI_DATASET_HELP
+    "  --data DIR     the dataset's files in DIR; default: the cache (or a system\n"
+    "                 copy), fetched when missing\n"
     "  --limit N      only the first N test images\n"
     "  --threads N    threads (default: all cores)\n"
     "  --json         machine-readable output\n"
@@ -89,11 +90,11 @@ static int print_json(const char *path, const hcr_model *m, const hcr_eval *ev)
 int cmd_eval(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"data", required_argument, 0, 'd'},    {"limit", required_argument, 0, 'n'},
+        {"data", required_argument, 0, 'd'}, {"dataset", required_argument, 0, 'D'},    {"limit", required_argument, 0, 'n'},
         {"threads", required_argument, 0, 't'}, {"json", no_argument, 0, 'j'},
         {"help", no_argument, 0, 'h'},          {0, 0, 0, 0},
     };
-    const char *data = NULL;
+    const char *data = NULL, *dataset = NULL;
     long limit = 0, threads = 0;
     bool json = false;
     int c;
@@ -101,6 +102,7 @@ int cmd_eval(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 'd': data = optarg; break;
+        case 'D': dataset = optarg; break;
         case 'n': if (!cli_int("eval", "--limit", optarg, 1, 1000000000, &limit)) return 2; break;
         case 't': if (!cli_int("eval", "--threads", optarg, 0, 1024, &threads)) return 2; break;
         case 'j': json = true; break;
@@ -117,7 +119,8 @@ int cmd_eval(int argc, char **argv)
     hcr_eval ev = {0};
     int rc = 1;
     if (hcr_model_load(path, &m)) return cli_fail("loading the model");
-    if (cli_load_mnist(data, "t10k", &test)) goto done;
+    if (cli_load_dataset(cli_dataset_of(dataset, m), data, "test", &test)) goto done;
+    if (cli_check_classes(m, test)) goto done;
     const hcr_dataset *use = test;
     if (limit > 0 && limit < test->count) {
         if (hcr_dataset_slice(test, 0, (int)limit, &part)) {

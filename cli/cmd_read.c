@@ -13,9 +13,10 @@
 
 static const char help[] =
     "usage: hcr read MODEL IMAGE [options]\n"
-    "       hcr read MODEL --eval [--data DIR] [--count N] [--digits N] [--seed N]\n"
+    "       hcr read MODEL --eval [--dataset NAME] [--data DIR] [--count N] [--digits N]\n"
     "\n"
-    "Read a line of handwritten characters (a number such as 2024) from an image\n"
+    "Read a line of handwritten characters (a number such as 2024, or a word with a\n"
+    "letters model) from an image\n"
     "(PNG, JPEG, BMP, GIF, PGM/PPM; '-' for standard input) and print the text.\n"
     "The ink is split into connected components; pieces over each other are\n"
     "merged, pieces much wider than a character are cut where the model is most\n"
@@ -27,13 +28,16 @@ static const char help[] =
     "  --min-confidence P       characters below probability P are uncertain\n"
     "                           (default 0.5; 0 never); exit status 3 if any\n"
     "  --dump-preprocessed F    write what the network saw, characters side by side\n"
-    "  --eval                   compose numbers from MNIST *test* digits (random\n"
-    "                           spacing, slight overlap, scale and baseline jitter)\n"
-    "                           and report sequence and character accuracy, for\n"
-    "                           separate digits and with one touching pair\n"
-    "  --data DIR               MNIST IDX files for --eval (default: the cache)\n"
+    "  --eval                   compose numbers (or words) from *test* images of\n"
+    "                           the model's dataset (random spacing, slight overlap,\n"
+    "                           scale and baseline jitter) and report sequence and\n"
+    "                           character accuracy, for separate characters and\n"
+    "                           with one touching pair\n"
+    "  --dataset NAME           --eval's dataset (default: the model's own; see\n"
+    "                           hcr data list)\n"
+    "  --data DIR               the dataset's files for --eval (default: the cache)\n"
     "  --count N                numbers per case for --eval (default 1000)\n"
-    "  --digits N               digits per number for --eval (default 4)\n"
+    "  --digits N               characters per number for --eval (default 4)\n"
     "  --seed N                 --eval's random seed (default 1)\n"
     "  --save-examples DIR      --eval: also write the first 10 images of each case\n"
     "  --verbose                --eval: print every number read wrongly\n"
@@ -65,7 +69,7 @@ static size_t edit_distance(const char *a, const char *b)
 }
 
 typedef struct eval_opts {
-    const char *data, *examples;
+    const char *data, *examples, *dataset;
     long count, digits, seed;
     bool json, verbose;
 } eval_opts;
@@ -73,11 +77,16 @@ typedef struct eval_opts {
 static int run_eval(hcr_model *m, const eval_opts *e)
 {
     hcr_dataset *test = NULL;
-    if (cli_load_mnist(e->data, "t10k", &test)) return 1;
+    const char *dataset = cli_dataset_of(e->dataset, m);
+    if (cli_load_dataset(dataset, e->data, "test", &test)) return 1;
+    if (cli_check_classes(m, test)) {
+        hcr_dataset_free(test);
+        return 1;
+    }
     cJSON *root = e->json ? cJSON_CreateObject() : NULL;
     if (!e->json)
-        printf("Numbers of %ld digits composed from MNIST test digits (seed %ld), %ld per case\n",
-               e->digits, e->seed, e->count);
+        printf("Sequences of %ld characters composed from %s test images (seed %ld), %ld per case\n",
+               e->digits, dataset, e->seed, e->count);
     int rc = 0;
     for (int touching = 0; touching <= 1 && !rc; touching++) {
         long exact = 0, chars = 0, correct = 0, failed = 0;
@@ -147,6 +156,7 @@ int cmd_read(int argc, char **argv)
         {"dump-preprocessed", required_argument, 0, 'd'},
         {"eval", no_argument, 0, 'e'},
         {"data", required_argument, 0, 'D'},
+        {"dataset", required_argument, 0, 'S'},
         {"count", required_argument, 0, 'n'},
         {"digits", required_argument, 0, 'g'},
         {"seed", required_argument, 0, 's'},
@@ -155,7 +165,7 @@ int cmd_read(int argc, char **argv)
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
-    eval_opts e = {NULL, NULL, 1000, 4, 1, false, false};
+    eval_opts e = {NULL, NULL, NULL, 1000, 4, 1, false, false};
     double min_conf = 0.5;
     const char *dump = NULL;
     bool eval = false;
@@ -168,6 +178,7 @@ int cmd_read(int argc, char **argv)
         case 'd': dump = optarg; break;
         case 'e': eval = true; break;
         case 'D': e.data = optarg; break;
+        case 'S': e.dataset = optarg; break;
         case 'n': if (!cli_int("read", "--count", optarg, 1, 10000000, &e.count)) return 2; break;
         case 'g': if (!cli_int("read", "--digits", optarg, 1, 64, &e.digits)) return 2; break;
         case 's': if (!cli_int("read", "--seed", optarg, 0, 1000000000, &e.seed)) return 2; break;

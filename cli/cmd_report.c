@@ -20,8 +20,10 @@ static const char help[] =
     "precision/recall/F1, the history and timings). hcr train writes it too.\n"
     "\n"
     "options:\n"
-    "  --data DIR     MNIST IDX files (raw or .gz) in DIR; default: the cache,\n"
-    "                 fetched when missing\n"
+    CLI_DATASET_HELP
+    "                  (default: the dataset the model was trained on)\n"
+    "  --data DIR     the dataset's files in DIR; default: the cache (or a system\n"
+    "                 copy), fetched when missing\n"
     "  --out DIR      the folder (default: the model path with _report in place of\n"
     "                 .safetensors)\n"
     "  --threads N    threads (default: all cores)\n"
@@ -42,16 +44,18 @@ int cmd_report(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"data", required_argument, 0, 'd'},    {"out", required_argument, 0, 'o'},
+        {"dataset", required_argument, 0, 'D'},
         {"threads", required_argument, 0, 't'}, {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
-    const char *data = NULL, *out = NULL;
+    const char *data = NULL, *out = NULL, *dataset = NULL;
     long threads = 0;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 'd': data = optarg; break;
+        case 'D': dataset = optarg; break;
         case 'o': out = optarg; break;
         case 't': if (!cli_int("report", "--threads", optarg, 0, 1024, &threads)) return 2; break;
         case 'h': fputs(help, stdout); return 0;
@@ -71,7 +75,8 @@ int cmd_report(int argc, char **argv)
     hcr_dataset *test = NULL;
     int rc = 1;
     if (hcr_model_load(path, &m)) return cli_fail("loading the model");
-    if (cli_load_mnist(data, "t10k", &test)) goto done;
+    if (cli_load_dataset(cli_dataset_of(dataset, m), data, "test", &test)) goto done;
+    if (cli_check_classes(m, test)) goto done;
     hcr_set_threads((int)threads);
     if (hcr_report_write(m, test, dir)) {
         cli_fail("writing the report");

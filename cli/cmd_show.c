@@ -16,12 +16,14 @@
 static const char help[] =
     "usage: hcr show [options]\n"
     "\n"
-    "Print images of MNIST in the terminal (Unicode shades, two pixel rows per\n"
-    "character) with their labels.\n"
+    "Print images of a dataset in the terminal (Unicode shades, two pixel rows per\n"
+    "character) with their class names.\n"
     "\n"
     "options:\n"
-    "  --data DIR           MNIST IDX files (raw or .gz) in DIR; default: the cache,\n"
-    "                       fetched when missing\n"
+    CLI_DATASET_HELP
+    "                  (default mnist)\n"
+    "  --data DIR           the dataset's files in DIR; default: the cache (or a\n"
+    "                       system copy), fetched when missing\n"
     "  -n N                 how many images (default 8)\n"
     "  --split train|test   which set (default test)\n"
     "  --start I            the first image's index (default 0)\n"
@@ -45,15 +47,17 @@ int cmd_show(int argc, char **argv)
     static const struct option opts[] = {
         {"data", required_argument, 0, 'd'},  {"split", required_argument, 0, 's'},
         {"start", required_argument, 0, 'i'}, {"help", no_argument, 0, 'h'},
+        {"dataset", required_argument, 0, 'D'},
         {0, 0, 0, 0},
     };
-    const char *data = NULL, *split = "test";
+    const char *data = NULL, *split = "test", *dataset = "mnist";
     long count = 8, start = 0;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "n:h", opts, NULL)) != -1) {
         switch (c) {
         case 'd': data = optarg; break;
+        case 'D': dataset = optarg; break;
         case 'n': if (!cli_int("show", "-n", optarg, 1, 10000, &count)) return 2; break;
         case 's': split = optarg; break;
         case 'i': if (!cli_int("show", "--start", optarg, 0, 1000000000, &start)) return 2; break;
@@ -62,16 +66,11 @@ int cmd_show(int argc, char **argv)
         }
     }
     if (optind < argc) return cli_usage_error("show", "unexpected argument '%s'", argv[optind]);
-    const char *prefix;
-    if (!strcmp(split, "test"))
-        prefix = "t10k";
-    else if (!strcmp(split, "train"))
-        prefix = "train";
-    else
+    if (strcmp(split, "test") && strcmp(split, "train"))
         return cli_usage_error("show", "--split: '%s' is neither train nor test", split);
 
     hcr_dataset *ds = NULL;
-    if (cli_load_mnist(data, prefix, &ds)) return 1;
+    if (cli_load_dataset(dataset, data, split, &ds)) return 1;
     if (start >= ds->count) {
         fprintf(stderr, "hcr show: --start %ld is past the last image (%d in the %s set)\n", start,
                 ds->count - 1, split);
@@ -89,7 +88,7 @@ int cmd_show(int argc, char **argv)
         /* The labels over the images. */
         for (long i = first; i < last; i++) {
             char head[64];
-            snprintf(head, sizeof head, "#%ld  label %d", i, ds->labels[i]);
+            snprintf(head, sizeof head, "#%ld  label %s", i, hcr_dataset_class_name(ds, ds->labels[i]));
             printf("%-*.*s%s", cols, cols, head, i + 1 < last ? "   " : "\n");
         }
         for (int l = 0; l < lines; l++) {

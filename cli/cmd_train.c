@@ -6,6 +6,7 @@
  */
 #include "cli.h"
 
+#include <cjson/cJSON.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,25 +17,37 @@
 static const char help[] =
     "usage: hcr train [options]\n"
     "\n"
-    "Train a convolutional network on MNIST and save it. With no options this is\n"
-    "the reference recipe: the CNN below, Adam (lr 0.001), batch 128, 10 epochs,\n"
-    "the last 6,000 training images held out for validation, the test set used\n"
-    "once at the end.\n"
+    "Train a convolutional network on MNIST (or another dataset) and save it. With\n"
+    "no options this is the reference recipe: the CNN below, Adam (lr 0.001), batch\n"
+    "128, 10 epochs, the last 10% of the training images (MNIST: 6,000) held out\n"
+    "for validation, the test set used once at the end. The output layer follows\n"
+    "the dataset's class count.\n"
     "\n"
     "options:\n"
-    "  --arch SPEC        architecture (default " HCR_DEFAULT_SPEC ")\n"
-    "                     tokens: conv<F>[x<K>] pool[<S>] dense<N> drop<R>\n"
+    CLI_DATASET_HELP
+    "                  (default mnist)\n"
+    "  --arch SPEC|NAME   architecture: a preset name or a spec of tokens\n"
+    "                     conv<F>[x<K>] pool[<S>] dense<N> drop<R> joined by '-'\n"
+    "                     presets: default = " HCR_DEFAULT_SPEC "\n"
+    "                              wide    = " HCR_WIDE_SPEC "\n"
     "  --epochs N         passes over the training images (default 10)\n"
     "  --batch-size N     images per step (default 128)\n"
     "  --lr X             Adam learning rate (default 0.001)\n"
-    "  --seed N           weights, shuffling and dropout (default 42)\n"
+    "  --seed N           weights, shuffling, dropout and augmentation (default 42)\n"
+    "  --shift N          augmentation: move each training image by a random\n"
+    "                     -N..N pixels on each axis every time it is used (default 0)\n"
+    "  --flip             augmentation: mirror half of the training images left to\n"
+    "                     right (for pictures such as clothes, not for characters)\n"
     "  --threads N        threads (default: all cores)\n"
     "  --val-split X      validation images taken from the end of the training set:\n"
-    "                     a count (6000) or a fraction (0.1); 0 for none (default 6000)\n"
+    "                     a count (6000) or a fraction (0.1); 0 for none (default\n"
+    "                     0.1: 6,000 of MNIST's 60,000)\n"
     "  --limit N          train on the first N training images only (a quick try)\n"
-    "  --data DIR         MNIST IDX files (raw or .gz) in DIR; default: the cache\n"
-    "                     ($HCR_DATA or $XDG_CACHE_HOME/hcr), fetched when missing\n"
-    "  --out PATH         where to save the model (default mnist_cnn.safetensors)\n"
+    "  --data DIR         the dataset's files in DIR; default: the cache ($HCR_DATA\n"
+    "                     or $XDG_CACHE_HOME/hcr, or a system copy), fetched when\n"
+    "                     missing\n"
+    "  --out PATH         where to save the model (default <dataset>_cnn.safetensors,\n"
+    "                     e.g. mnist_cnn.safetensors)\n"
     "  --history PATH     per-epoch history CSV (default: the model path with\n"
     "                     .history.csv in place of .safetensors)\n"
     "  --no-report        do not write the report folder (pictures and report.html,\n"
@@ -131,32 +144,36 @@ static int write_history(const char *path, const hcr_history *h, bool with_val)
 }
 
 /* Record the recipe, dataset and results in the model's metadata. */
-static void set_metadata(hcr_model *m, const hcr_train_config *cfg, const hcr_dataset *train,
-                         const hcr_dataset *test, int val_count, int total, const hcr_history *h,
-                         const hcr_eval *ev)
+static void set_metadata(hcr_model *m, const char *dataset, const hcr_train_config *cfg,
+                         const hcr_dataset *train, const hcr_dataset *test, int val_count, int total,
+                         const hcr_history *h, const hcr_eval *ev)
 {
     char buf[2048];
     snprintf(buf, sizeof buf,
              "{\"optimizer\":\"adam\",\"lr\":%g,\"beta1\":%g,\"beta2\":%g,\"epsilon\":%g,"
              "\"loss\":\"sparse_categorical_crossentropy\",\"batch_size\":%d,\"epochs\":%d,"
              "\"epochs_done\":%d,\"seed\":%llu,\"validation_images\":%d,\"training_images\":%d,"
-             "\"threads\":%d,\"init\":\"glorot_uniform\"}",
+             "\"threads\":%d,\"init\":\"glorot_uniform\",\"shift\":%d,\"flip\":%s}",
              cfg->lr, cfg->beta1, cfg->beta2, cfg->epsilon, cfg->batch_size, cfg->epochs,
-             h->epochs, (unsigned long long)cfg->seed, val_count, total - val_count, cfg->threads);
+             h->epochs, (unsigned long long)cfg->seed, val_count, total - val_count, cfg->threads,
+             cfg->shift, cfg->flip ? "true" : "false");
     hcr_model_set_meta(m, "recipe", buf);
-    hcr_model_set_meta(m, "dataset", "mnist");
+    hcr_model_set_meta(m, "dataset", dataset);
     snprintf(buf, sizeof buf,
              "{\"train-images-idx3-ubyte\":\"%s\",\"train-labels-idx1-ubyte\":\"%s\","
              "\"t10k-images-idx3-ubyte\":\"%s\",\"t10k-labels-idx1-ubyte\":\"%s\"}",
              train->images_sha256, train->labels_sha256, test ? test->images_sha256 : "",
              test ? test->labels_sha256 : "");
     hcr_model_set_meta(m, "dataset_sha256", buf);
-    int k = hcr_model_num_classes(m), len = 0;
-    len += snprintf(buf + len, sizeof buf - (size_t)len, "[");
-    for (int i = 0; i < k && len < (int)sizeof buf - 16; i++)
-        len += snprintf(buf + len, sizeof buf - (size_t)len, "%s\"%d\"", i ? "," : "", i);
-    snprintf(buf + len, sizeof buf - (size_t)len, "]");
-    if (!hcr_model_get_meta(m, "class_names")) hcr_model_set_meta(m, "class_names", buf);
+    /* The class names travel with the model: eval, report, predict and read
+     * print them. */
+    cJSON *names = cJSON_CreateArray();
+    for (int i = 0; names && i < hcr_model_num_classes(m); i++)
+        cJSON_AddItemToArray(names, cJSON_CreateString(hcr_dataset_class_name(train, i)));
+    char *json = names ? cJSON_PrintUnformatted(names) : NULL;
+    if (json) hcr_model_set_meta(m, "class_names", json);
+    cJSON_free(json);
+    cJSON_Delete(names);
     /* The per-epoch history, so a report can be drawn from the model alone. */
     size_t cap = 128 + (size_t)h->epochs * 160, len2 = 0;
     char *hist = malloc(cap);
@@ -189,16 +206,16 @@ int cmd_train(int argc, char **argv)
         {"val-split", required_argument, 0, 'v'},  {"limit", required_argument, 0, 'n'},
         {"data", required_argument, 0, 'd'},       {"out", required_argument, 0, 'o'},
         {"history", required_argument, 0, 'H'},    {"quiet", no_argument, 0, 'q'},
-        {"no-report", no_argument, 0, 'R'},
+        {"no-report", no_argument, 0, 'R'},        {"shift", required_argument, 0, 'S'},
+        {"flip", no_argument, 0, 'F'},        {"dataset", required_argument, 0, 'D'},
         {"help", no_argument, 0, 'h'},             {0, 0, 0, 0},
     };
     hcr_train_config cfg;
     hcr_train_config_default(&cfg);
-    const char *arch = HCR_DEFAULT_SPEC, *data = NULL, *out = "mnist_cnn.safetensors";
+    const char *arch = HCR_DEFAULT_SPEC, *data = NULL, *out = NULL, *dataset = "mnist";
     const char *history_path = NULL;
-    double val_split = 6000;
+    double val_split = 0.1; /* Keras's validation_split=0.1: MNIST's last 6,000 */
     long limit = 0;
-    bool val_given = false;
     bool quiet = false, report = true;
     long v;
     double d;
@@ -212,13 +229,16 @@ int cmd_train(int argc, char **argv)
         case 'l': if (!cli_float("train", "--lr", optarg, 1e-12, 10, &d)) return 2; cfg.lr = (float)d; break;
         case 's': if (!cli_int("train", "--seed", optarg, 0, 0x7fffffffffffffffL, &v)) return 2; cfg.seed = (uint64_t)v; break;
         case 't': if (!cli_int("train", "--threads", optarg, 0, 1024, &v)) return 2; cfg.threads = (int)v; break;
-        case 'v': if (!cli_float("train", "--val-split", optarg, 0, 1e9, &d)) return 2; val_split = d; val_given = true; break;
+        case 'v': if (!cli_float("train", "--val-split", optarg, 0, 1e9, &d)) return 2; val_split = d; break;
         case 'n': if (!cli_int("train", "--limit", optarg, 1, 1000000000, &limit)) return 2; break;
         case 'd': data = optarg; break;
+        case 'D': dataset = optarg; break;
         case 'o': out = optarg; break;
         case 'H': history_path = optarg; break;
         case 'q': quiet = true; break;
         case 'R': report = false; break;
+        case 'S': if (!cli_int("train", "--shift", optarg, 0, 8, &v)) return 2; cfg.shift = (int)v; break;
+        case 'F': cfg.flip = 1; break;
         case 'h': fputs(help, stdout); return 0;
         default: return cli_usage_error("train", "unknown or incomplete option");
         }
@@ -227,6 +247,27 @@ int cmd_train(int argc, char **argv)
     if (val_split >= 1 && val_split != (double)(long)val_split)
         return cli_usage_error("train", "--val-split: a count must be a whole number, a fraction below 1");
 
+    if (hcr_arch_preset(arch)) arch = hcr_arch_preset(arch);
+    char out_buf[4200];
+    if (!out) {
+        /* <dataset>_cnn.safetensors; for idx:DIR the folder's own name */
+        const char *base = dataset;
+        size_t blen = strlen(base);
+        if (!strncmp(dataset, "idx:", 4)) {
+            base = dataset + 4;
+            blen = strlen(base);
+            while (blen > 1 && base[blen - 1] == '/') blen--;
+            for (size_t i = blen; i > 0; i--)
+                if (base[i - 1] == '/') {
+                    base += i;
+                    blen -= i;
+                    break;
+                }
+            if (blen == 0 || (blen == 1 && base[0] == '.')) base = "idx", blen = 3;
+        }
+        snprintf(out_buf, sizeof out_buf, "%.*s_cnn.safetensors", (int)blen, base);
+        out = out_buf;
+    }
     char hist_buf[4200];
     if (!history_path) {
         size_t n = strlen(out);
@@ -239,23 +280,44 @@ int cmd_train(int argc, char **argv)
         history_path = hist_buf;
     }
 
-    hcr_model *m = NULL;
-    if (hcr_model_create(arch, 28, 28, 10, cfg.seed, &m)) return cli_fail("--arch");
+    /* A bad spec is reported before any data is loaded (the known datasets
+     * are all 28x28; a folder's size is known once it is read). */
+    if (hcr_dataset_find(dataset) && hcr_spec_check(arch, 28, 28, 10, NULL)) return cli_fail("--arch");
 
+    hcr_model *m = NULL;
     hcr_dataset *full = NULL, *test = NULL, *train = NULL, *val = NULL;
     int rc = 1;
     hcr_history hist = {0};
     hcr_eval ev = {0};
-    if (cli_load_mnist(data, "train", &full) || cli_load_mnist(data, "t10k", &test)) goto done;
-    if (hcr_model_num_classes(m) < full->num_classes) {
-        fprintf(stderr, "hcr: the data has %d classes\n", full->num_classes);
+    if (cli_load_dataset(dataset, data, "train", &full) || cli_load_dataset(dataset, data, "test", &test))
+        goto done;
+    if (full->rows != test->rows || full->cols != test->cols) {
+        fprintf(stderr, "hcr: the training images are %dx%d but the test images %dx%d\n", full->rows,
+                full->cols, test->rows, test->cols);
+        goto done;
+    }
+    /* The output layer follows the class count. */
+    int classes = full->num_classes > test->num_classes ? full->num_classes : test->num_classes;
+    if (classes < 2) {
+        fprintf(stderr, "hcr: the training labels hold a single class: nothing to learn\n");
+        goto done;
+    }
+    if (full->class_names && test->class_names)
+        for (int i = 0; i < classes; i++)
+            if (strcmp(hcr_dataset_class_name(full, i), hcr_dataset_class_name(test, i))) {
+                fprintf(stderr, "hcr: class %d is '%s' in the training set but '%s' in the test set\n",
+                        i, hcr_dataset_class_name(full, i), hcr_dataset_class_name(test, i));
+                goto done;
+            }
+    if (full->num_classes < classes && !full->class_names) full->num_classes = classes;
+    if (hcr_model_create(arch, full->rows, full->cols, classes, cfg.seed, &m)) {
+        cli_fail("--arch");
         goto done;
     }
 
     /* The validation split is the end of the (limited) training set. */
     int total = limit > 0 && limit < full->count ? (int)limit : full->count;
     int val_count = val_split >= 1 ? (int)val_split : (int)(val_split * total + 0.5);
-    if (limit > 0 && !val_given) val_count = total / 10; /* keep the 10% share for --limit */
     if (val_count >= total) {
         fprintf(stderr, "hcr: --val-split %g leaves no training images out of %d\n", val_split, total);
         goto done;
@@ -294,7 +356,7 @@ int cmd_train(int argc, char **argv)
         printf("Test loss: %.4f - test accuracy: %.4f (%d images)\n", ev.loss, ev.accuracy,
                ev.count);
     }
-    set_metadata(m, &cfg, train, test, val_count, total, &hist, s ? NULL : &ev);
+    set_metadata(m, dataset, &cfg, train, test, val_count, total, &hist, s ? NULL : &ev);
     char secs[32];
     snprintf(secs, sizeof secs, "%.3f", seconds);
     hcr_model_set_meta(m, "train_seconds", secs);

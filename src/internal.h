@@ -44,4 +44,20 @@ int hcr_threads(void);
 /* Duplicate a string; NULL on allocation failure. */
 char *hcr_strdup(const char *s);
 
+/* datasets.c / fetch.c: datasets by name. */
+/* The published SHA-256 of a dataset file's uncompressed content
+ * ("train-images-idx3-ubyte"), NULL if none is known. */
+const char *dataset_file_sha256(const char *dataset, const char *file);
+/* The complete system copy of a dataset (Fashion-MNIST's Debian package);
+ * HCR_EIO (no message) if there is none. */
+hcr_status dataset_system_dir(const char *name, char *buf, size_t n);
+/* Parse an EMNIST mapping file into n class names; first is its first label. */
+hcr_status dataset_parse_mapping(const char *path, char ***names, int *n, int *first);
+void dataset_free_class_names(hcr_dataset *ds);
+
+/* train.c: image `src` (rows x cols) copied to dst moved by (dx, dy) pixels
+ * (blank where it moved away from), mirrored left to right if `flip`
+ * (after the move). */
+void augment_image(uint8_t *dst, const uint8_t *src, int rows, int cols, int dx, int dy, int flip);
+
 #endif

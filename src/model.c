@@ -262,6 +262,23 @@ hcr_status model_spec_params(const char *spec, int rows, int cols, int num_class
     return plan_model(spec, rows, cols, num_classes, tmp, &nl, nparams);
 }
 
+hcr_status hcr_spec_check(const char *spec, int rows, int cols, int num_classes, size_t *nparams)
+{
+    size_t n = 0;
+    if (!spec) return hcr_fail(HCR_EINVAL, "no architecture spec");
+    hcr_status s = model_spec_params(spec, rows, cols, num_classes, &n);
+    if (s == HCR_OK && nparams) *nparams = n;
+    return s;
+}
+
+const char *hcr_arch_preset(const char *name)
+{
+    if (!name) return NULL;
+    if (strcmp(name, "default") == 0) return HCR_DEFAULT_SPEC;
+    if (strcmp(name, "wide") == 0) return HCR_WIDE_SPEC;
+    return NULL;
+}
+
 hcr_status model_build(const char *spec, int rows, int cols, int num_classes, hcr_model **out)
 {
     *out = NULL;

@@ -26,6 +26,29 @@ void hcr_train_config_default(hcr_train_config *cfg)
     cfg->epsilon = 1e-7f;
     cfg->seed = 42;
     cfg->threads = 0;
+    cfg->shift = 0;
+    cfg->flip = 0;
+}
+
+/* Copy image `src` (rows x cols) to dst moved by (dx, dy), blank where it
+ * moved away from, mirrored left to right if `flip`. */
+void augment_image(uint8_t *dst, const uint8_t *src, int rows, int cols, int dx, int dy,
+                          int flip)
+{
+    for (int y = 0; y < rows; y++) {
+        const int sy = y - dy;
+        uint8_t *d = dst + (size_t)y * cols;
+        if (sy < 0 || sy >= rows) {
+            memset(d, 0, (size_t)cols);
+            continue;
+        }
+        const uint8_t *s = src + (size_t)sy * cols;
+        for (int x = 0; x < cols; x++) {
+            int sx = x - dx;
+            if (flip) sx = cols - 1 - sx;
+            d[x] = sx >= 0 && sx < cols ? s[sx] : 0;
+        }
+    }
 }
 
 static double now_seconds(void)
@@ -46,6 +69,8 @@ hcr_status hcr_train(hcr_model *m, const hcr_dataset *train, const hcr_dataset *
         return hcr_fail(HCR_EINVAL, "epochs must be between 1 and 100000 (got %d)", cfg->epochs);
     if (cfg->batch_size < 1 || cfg->batch_size > 65536)
         return hcr_fail(HCR_EINVAL, "batch size must be between 1 and 65536 (got %d)", cfg->batch_size);
+    if (cfg->shift < 0 || cfg->shift > 8)
+        return hcr_fail(HCR_EINVAL, "augmentation shift must be between 0 and 8 pixels (got %d)", cfg->shift);
     hcr_status s = check_dataset(m, train, "training");
     if (s) return s;
     if (val && (s = check_dataset(m, val, "validation"))) return s;
@@ -57,6 +82,12 @@ hcr_status hcr_train(hcr_model *m, const hcr_dataset *train, const hcr_dataset *
     if ((s = adam_init(&opt, m->nparams, cfg->lr, cfg->beta1, cfg->beta2, cfg->epsilon))) return s;
     int *order = malloc(sizeof(int) * (size_t)train->count);
     uint8_t *labels = malloc((size_t)batch);
+    /* With augmentation, each batch's images are altered copies. */
+    const bool augment = cfg->shift > 0 || cfg->flip;
+    const size_t image = (size_t)train->rows * (size_t)train->cols;
+    uint8_t *aug = augment ? malloc(image * (size_t)batch) : NULL;
+    int *aug_index = augment ? malloc(sizeof(int) * (size_t)batch) : NULL;
+    if (augment && (!aug || !aug_index)) s = HCR_ENOMEM;
     if (history) {
         history->rows = calloc((size_t)cfg->epochs, sizeof *history->rows);
         if (!history->rows) s = HCR_ENOMEM;
@@ -64,15 +95,19 @@ hcr_status hcr_train(hcr_model *m, const hcr_dataset *train, const hcr_dataset *
     if (!order || !labels || s) {
         free(order);
         free(labels);
+        free(aug);
+        free(aug_index);
         adam_free(&opt);
         return hcr_fail(HCR_ENOMEM, "out of memory");
     }
     for (int i = 0; i < train->count; i++) order[i] = i;
 
     /* Two streams from one seed: the shuffle order and the dropout masks. */
-    hcr_rng shuffle_rng, dropout_rng;
+    hcr_rng shuffle_rng, dropout_rng, augment_rng;
     hcr_rng_seed(&shuffle_rng, cfg->seed);
     hcr_rng_seed(&dropout_rng, cfg->seed ^ 0x64726f706f7574ULL);
+    hcr_rng_seed(&augment_rng, cfg->seed ^ 0x6175676d656e74ULL);
+    for (int b = 0; b < batch && aug_index; b++) aug_index[b] = b;
 
     const int steps = (train->count + batch - 1) / batch;
     s = HCR_OK;
@@ -93,7 +128,19 @@ hcr_status hcr_train(hcr_model *m, const hcr_dataset *train, const hcr_dataset *
         for (int step = 0; step < steps; step++) {
             const int start = step * batch;
             const int n = train->count - start < batch ? train->count - start : batch;
-            model_load_input(m, train->pixels, order + start, n);
+            if (augment) {
+                const uint32_t span = 2u * (uint32_t)cfg->shift + 1u;
+                for (int b = 0; b < n; b++) {
+                    const int dx = (int)hcr_rng_below(&augment_rng, span) - cfg->shift;
+                    const int dy = (int)hcr_rng_below(&augment_rng, span) - cfg->shift;
+                    const int flip = cfg->flip ? (int)(hcr_rng_next(&augment_rng) >> 63) : 0;
+                    augment_image(aug + (size_t)b * image, train->pixels + (size_t)order[start + b] * image,
+                                  train->rows, train->cols, dx, dy, flip);
+                }
+                model_load_input(m, aug, aug_index, n);
+            } else {
+                model_load_input(m, train->pixels, order + start, n);
+            }
             for (int b = 0; b < n; b++) labels[b] = train->labels[order[start + b]];
             model_forward(m, n, 1, &dropout_rng);
             int correct = 0;
@@ -131,6 +178,8 @@ hcr_status hcr_train(hcr_model *m, const hcr_dataset *train, const hcr_dataset *
     }
     free(order);
     free(labels);
+    free(aug);
+    free(aug_index);
     adam_free(&opt);
     return s;
 }

@@ -24,7 +24,7 @@ expect 2 "which model?" -- "$HCR" eval
 expect 1 "loading the model" -- "$HCR" eval "$TMP/missing.safetensors" --data "$DATA"
 printf 'not a model' >"$TMP/junk.safetensors"
 expect 1 "junk.safetensors" -- "$HCR" eval "$TMP/junk.safetensors" --data "$DATA"
-expect 1 "loading MNIST" -- "$HCR" train --data "$TMP/nowhere" --limit 100
+expect 1 "loading mnist" -- "$HCR" train --data "$TMP/nowhere" --limit 100
 
 # summary of the reference architecture
 expect 0 "Total params: 225,034" -- "$HCR" summary

@@ -155,7 +155,7 @@ static void test_unknown_dataset(void)
 {
     char out[64] = "x";
     CHECK(hcr_fetch_dataset("cifar10", tmp_path("u"), NULL, NULL, NULL, out, sizeof out) == HCR_EINVAL);
-    CHECK_CONTAINS(hcr_last_error(), "unknown dataset 'cifar10' (known: mnist)");
+    CHECK_CONTAINS(hcr_last_error(), "unknown dataset 'cifar10' (known: mnist, fashion-mnist, kmnist, emnist-letters");
     CHECK(hcr_fetch_dataset(NULL, tmp_path("u"), NULL, NULL, NULL, NULL, 0) == HCR_EINVAL);
     CHECK_CONTAINS(hcr_last_error(), "unknown dataset");
     CHECK(!exists(tmp_path("u"))); /* nothing created */
@@ -287,7 +287,8 @@ static void test_every_source_fails(void)
     const char *msg = hcr_last_error();
     CHECK_CONTAINS(msg, "file:///nonexistent-hcr-mirror/, file:///also-not-here/");
     CHECK_CONTAINS(msg, "HCR_FETCH_NO_NPM");
-    CHECK_CONTAINS(msg, "download the four MNIST files (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
+    CHECK_CONTAINS(msg, "could not fetch mnist");
+    CHECK_CONTAINS(msg, "download the four files (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
                         "t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz)");
     CHECK_CONTAINS(msg, dir);
     CHECK_CONTAINS(msg, "--data DIR");
