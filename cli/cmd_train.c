@@ -27,9 +27,11 @@ static const char help[] =
     CLI_DATASET_HELP
     "                  (default mnist)\n"
     "  --arch SPEC|NAME   architecture: a preset name or a spec of tokens\n"
-    "                     conv<F>[x<K>] pool[<S>] dense<N> drop<R> joined by '-'\n"
+    "                     conv<F>[x<K>] pool[<S>] dense<N> drop<R> bn joined by '-'\n"
     "                     presets: default = " HCR_DEFAULT_SPEC "\n"
     "                              wide    = " HCR_WIDE_SPEC "\n"
+    "                              wide-bn = " HCR_WIDE_BN_SPEC "\n"
+    "                     (bn: batch normalization of the conv or dense layer before)\n"
     "  --epochs N         passes over the training images (default 10)\n"
     "  --batch-size N     images per step (default 128)\n"
     "  --lr X             Adam learning rate (default 0.001)\n"

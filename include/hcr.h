@@ -183,7 +183,12 @@ const char *hcr_known_sha256(const char *file);
  * convolutions before each pooling, dropout after each pooling. */
 #define HCR_WIDE_SPEC "conv32-conv32-pool-drop0.25-conv64-conv64-pool-drop0.25-dense256-drop0.5"
 
-/* The spec of a named architecture ("default", "wide"), or NULL. */
+/* The wide network with batch normalization after every convolution and
+ * the dense layer (Conv -> BatchNormalization -> ReLU). */
+#define HCR_WIDE_BN_SPEC \
+    "conv32-bn-conv32-bn-pool-drop0.25-conv64-bn-conv64-bn-pool-drop0.25-dense256-bn-drop0.5"
+
+/* The spec of a named architecture ("default", "wide", "wide-bn"), or NULL. */
 const char *hcr_arch_preset(const char *name);
 
 typedef struct hcr_model hcr_model;
@@ -193,6 +198,10 @@ typedef struct hcr_model hcr_model;
  *   pool[<S>]      S x S max pooling, stride S (default 2)
  *   dense<N>       fully connected, N units, ReLU (a Flatten is implied)
  *   drop<R>        dropout with rate R in [0,1)
+ *   bn             batch normalization of the conv or dense layer before it
+ *                  (whose ReLU then comes after the normalization); it
+ *                  learns a scale and shift per channel and keeps moving
+ *                  averages of the mean and variance for inference
  * A final Dense(num_classes) with softmax is always appended. Weights are
  * Glorot-uniform from `seed`, biases zero. */
 hcr_status hcr_model_create(const char *spec, int rows, int cols, int num_classes,

@@ -21,6 +21,14 @@
 #endif
 
 #define MAX_LAYERS 64
+/* Batch normalization sums per thread in a fixed buffer: at most this many
+ * threads run a model that has it. */
+#define BN_MAX_THREADS 64
+#define BN_EPSILON 1e-3f  /* Keras's epsilon */
+/* The moving statistics keep 90% of their value per step (PyTorch's
+ * choice; Keras keeps 99%, which leaves them far from the data for the
+ * first few hundred steps, so short runs evaluate badly). */
+#define BN_MOMENTUM 0.9f
 
 static void free_class_names(hcr_model *m);
 
@@ -52,7 +60,7 @@ static void name_layer(layer *l, int *counter, const char *base)
 }
 
 typedef struct name_counters {
-    int conv, pool, flatten, dense, dropout;
+    int conv, pool, flatten, dense, dropout, bn;
 } name_counters;
 
 /* Set a layer's output shape from its input shape and kind; 0 if it does
@@ -77,6 +85,7 @@ static int layer_shape(layer *l)
         l->out_h = l->out_w = 1;
         return l->in_h == 1 && l->in_w == 1;
     case LAYER_DROPOUT:
+    case LAYER_BN:
         l->out_h = l->in_h;
         l->out_w = l->in_w;
         l->out_c = l->in_c;
@@ -163,6 +172,16 @@ static hcr_status parse_spec(const char *spec, int rows, int cols, int num_class
             l->out_c = (int)a;
             l->relu = 1;
             name_layer(l, &nc.dense, "dense");
+        } else if (strcmp(t, "bn") == 0) {
+            /* Keras's Conv -> BatchNormalization -> ReLU: the ReLU moves from
+             * the layer before to after the normalization. */
+            layer *prev = n > 0 ? &layers[n - 1] : NULL;
+            if (!prev || (prev->kind != LAYER_CONV && prev->kind != LAYER_DENSE))
+                return hcr_fail(HCR_EINVAL, "spec '%s': 'bn' must follow a conv or dense layer", spec);
+            ADD_LAYER(LAYER_BN);
+            prev->relu = 0;
+            l->relu = 1;
+            name_layer(l, &nc.bn, "batch_normalization");
         } else if (strncmp(t, "drop", 4) == 0) {
             t += 4;
             char *end;
@@ -188,7 +207,7 @@ static hcr_status parse_spec(const char *spec, int rows, int cols, int num_class
     bad:
         return hcr_fail(HCR_EINVAL,
                         "spec '%s': cannot read '%.*s' (expected conv<F>[x<K>], pool[<S>], "
-                        "dense<N> or drop<R>, separated by '-')",
+                        "dense<N>, bn or drop<R>, separated by '-')",
                         spec, (int)len, start);
     nofit:
         return hcr_fail(HCR_EINVAL,
@@ -222,6 +241,7 @@ static void add_tensor(hcr_model *m, const layer *l, const char *what, float *da
                        int ndim, const int64_t *shape)
 {
     tensor_ref *t = &m->tensors[m->ntensors++];
+    t->trainable = data >= m->params && data < m->params + m->nparams;
     snprintf(t->name, sizeof t->name, "%s.%s", l->name, what);
     t->ndim = ndim;
     for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
@@ -247,6 +267,8 @@ static hcr_status plan_model(const char *spec, int rows, int cols, int num_class
             needed += (size_t)l->k * l->k * l->in_c * l->out_c + (size_t)l->out_c;
         else if (l->kind == LAYER_DENSE)
             needed += layer_in_size(l) * l->out_c + (size_t)l->out_c;
+        else if (l->kind == LAYER_BN)
+            needed += 2 * (size_t)l->out_c;
         if (needed > MODEL_MAX_PARAMS)
             return hcr_fail(HCR_EINVAL, "spec '%s' needs more than %zu parameters", spec,
                             MODEL_MAX_PARAMS);
@@ -276,6 +298,7 @@ const char *hcr_arch_preset(const char *name)
     if (!name) return NULL;
     if (strcmp(name, "default") == 0) return HCR_DEFAULT_SPEC;
     if (strcmp(name, "wide") == 0) return HCR_WIDE_SPEC;
+    if (strcmp(name, "wide-bn") == 0) return HCR_WIDE_BN_SPEC;
     return NULL;
 }
 
@@ -313,17 +336,24 @@ hcr_status model_build(const char *spec, int rows, int cols, int num_classes, hc
         } else if (l->kind == LAYER_DENSE) {
             l->w_count = layer_in_size(l) * l->out_c;
             l->b_count = (size_t)l->out_c;
+        } else if (l->kind == LAYER_BN) {
+            l->w_count = l->b_count = (size_t)l->out_c; /* gamma, beta */
+            m->nstate += 2 * (size_t)l->out_c;           /* moving mean, variance */
+            if (l->out_c > m->bn_max_c) m->bn_max_c = l->out_c;
         }
         total += l->w_count + l->b_count;
     }
     m->nparams = total;
     m->params = calloc(total ? total : 1, sizeof(float));
     m->grads = calloc(total ? total : 1, sizeof(float));
-    if (!m->params || !m->grads) {
+    m->state = calloc(m->nstate ? m->nstate : 1, sizeof(float));
+    if (m->bn_max_c)
+        m->bn_partial = calloc((size_t)BN_MAX_THREADS * 2 * (size_t)m->bn_max_c, sizeof(double));
+    if (!m->params || !m->grads || !m->state || (m->bn_max_c && !m->bn_partial)) {
         hcr_model_free(m);
         return hcr_fail(HCR_ENOMEM, "out of memory for %zu parameters", total);
     }
-    size_t off = 0;
+    size_t off = 0, soff = 0;
     for (int i = 0; i < nl; i++) {
         layer *l = &m->layers[i];
         if (!l->w_count) continue;
@@ -333,6 +363,17 @@ hcr_status model_build(const char *spec, int rows, int cols, int num_classes, hc
         l->b = m->params + off;
         l->db = m->grads + off;
         off += l->b_count;
+        if (l->kind == LAYER_BN) {
+            int64_t cs[1] = {l->out_c};
+            l->mmean = m->state + soff;
+            l->mvar = m->state + soff + l->out_c;
+            soff += 2 * (size_t)l->out_c;
+            add_tensor(m, l, "gamma", l->w, l->w_count, 1, cs);
+            add_tensor(m, l, "beta", l->b, l->b_count, 1, cs);
+            add_tensor(m, l, "moving_mean", l->mmean, (size_t)l->out_c, 1, cs);
+            add_tensor(m, l, "moving_variance", l->mvar, (size_t)l->out_c, 1, cs);
+            continue;
+        }
         if (l->kind == LAYER_CONV) {
             int64_t ks[4] = {l->k, l->k, l->in_c, l->out_c};
             add_tensor(m, l, "kernel", l->w, l->w_count, 4, ks);
@@ -354,6 +395,15 @@ void model_init_weights(hcr_model *m, uint64_t seed)
     for (int i = 0; i < m->nlayers; i++) {
         layer *l = &m->layers[i];
         if (!l->w_count) continue;
+        if (l->kind == LAYER_BN) { /* Keras: gamma 1, beta 0, mean 0, variance 1 */
+            for (int c = 0; c < l->out_c; c++) {
+                l->w[c] = 1.0f;
+                l->b[c] = 0.0f;
+                l->mmean[c] = 0.0f;
+                l->mvar[c] = 1.0f;
+            }
+            continue;
+        }
         double fan_in, fan_out;
         if (l->kind == LAYER_CONV) {
             fan_in = (double)l->k * l->k * l->in_c;
@@ -385,6 +435,8 @@ void hcr_model_free(hcr_model *m)
     free(m->layers);
     free(m->params);
     free(m->grads);
+    free(m->state);
+    free(m->bn_partial);
     for (int i = 0; i < m->nmeta; i++) {
         free(m->meta_keys[i]);
         free(m->meta_vals[i]);
@@ -433,6 +485,7 @@ hcr_status model_reserve(hcr_model *m, int n)
         if (l->kind == LAYER_CONV) need += round_up(l->w_count); /* packed kernel */
         if (uses_winograd(l)) need += round_up(CONV_WINOGRAD_FLOATS(l->in_c, l->out_c));
         if (l->kind == LAYER_DROPOUT) need += round_up(layer_out_size(l) * n); /* mask */
+        if (l->kind == LAYER_BN) need += 2 * round_up(2 * (size_t)l->out_c);  /* bstat, bsum */
     }
     float *ws = NULL;
     size_t bytes;
@@ -453,6 +506,7 @@ hcr_status model_reserve(hcr_model *m, int n)
         l->wt = NULL;
         l->wg = NULL;
         l->mask = NULL;
+        l->bstat = l->bsum = NULL;
         if (l->kind == LAYER_FLATTEN) {
             l->out = i ? m->layers[i - 1].out : m->input;
             l->dout = i ? m->layers[i - 1].dout : NULL;
@@ -463,6 +517,10 @@ hcr_status model_reserve(hcr_model *m, int n)
         if (l->kind == LAYER_CONV) l->wt = TAKE(l->w_count);
         if (uses_winograd(l)) l->wg = TAKE(CONV_WINOGRAD_FLOATS(l->in_c, l->out_c));
         if (l->kind == LAYER_DROPOUT) l->mask = TAKE(layer_out_size(l) * n);
+        if (l->kind == LAYER_BN) {
+            l->bstat = TAKE(2 * (size_t)l->out_c);
+            l->bsum = TAKE(2 * (size_t)l->out_c);
+        }
     }
 #undef TAKE
     return HCR_OK;
@@ -524,6 +582,127 @@ static share my_share(int n)
     return s;
 }
 
+/* Threads for a pass: all of hcr_threads(), at most BN_MAX_THREADS when
+ * batch normalization's per-thread sums are needed. */
+static int pass_threads(const hcr_model *m)
+{
+    const int t = hcr_threads();
+    return m->bn_max_c && t > BN_MAX_THREADS ? BN_MAX_THREADS : t;
+}
+
+/* ---------------------------------------------------- batch normalization */
+
+/*
+ * Batch normalization needs the whole batch: per channel, the mean and
+ * variance over n*H*W values. Each thread sums its share into its own row
+ * of bn_partial (in double), then, after a barrier, one thread adds the rows
+ * in thread order (so results do not depend on scheduling) while the
+ * others wait. These functions run inside the pass's parallel region and
+ * every thread of the team must call them.
+ */
+static void bn_forward(hcr_model *m, int i, int n, int training)
+{
+    layer *l = &m->layers[i];
+    const share s = my_share(n);
+    const int C = l->out_c;
+    const size_t P = (size_t)l->out_h * l->out_w, rows = (size_t)s.nb * P;
+    const float *in = layer_input(m, i) + (size_t)s.b0 * P * C;
+    float *out = l->out + (size_t)s.b0 * P * C;
+    float *scale = l->bsum, *shift = l->bsum + C; /* free until backward */
+    if (training) {
+        double *part = m->bn_partial + (size_t)s.t * 2 * C;
+        memset(part, 0, sizeof(double) * 2 * (size_t)C);
+        for (size_t r = 0; r < rows; r++) {
+            const float *x = in + r * C;
+            for (int c = 0; c < C; c++) {
+                part[c] += x[c];
+                part[C + c] += (double)x[c] * x[c];
+            }
+        }
+#pragma omp barrier
+#pragma omp single
+        {
+            const double N = (double)n * (double)P;
+            for (int c = 0; c < C; c++) {
+                double s1 = 0, s2 = 0;
+                for (int t = 0; t < s.nt; t++) {
+                    s1 += m->bn_partial[(size_t)t * 2 * C + c];
+                    s2 += m->bn_partial[(size_t)t * 2 * C + C + c];
+                }
+                const double mu = s1 / N, var = fmax(s2 / N - mu * mu, 0.0);
+                const float inv = (float)(1.0 / sqrt(var + BN_EPSILON));
+                l->bstat[c] = (float)mu;
+                l->bstat[C + c] = inv;
+                l->mmean[c] = BN_MOMENTUM * l->mmean[c] + (1 - BN_MOMENTUM) * (float)mu;
+                l->mvar[c] = BN_MOMENTUM * l->mvar[c] + (1 - BN_MOMENTUM) * (float)var;
+                scale[c] = l->w[c] * inv;
+                shift[c] = l->b[c] - (float)mu * scale[c];
+            }
+        }
+    } else {
+#pragma omp single
+        for (int c = 0; c < C; c++) {
+            scale[c] = l->w[c] / sqrtf(l->mvar[c] + BN_EPSILON);
+            shift[c] = l->b[c] - l->mmean[c] * scale[c];
+        }
+    }
+    for (size_t r = 0; r < rows; r++) {
+        const float *x = in + r * C;
+        float *y = out + r * C;
+        for (int c = 0; c < C; c++) {
+            const float v = x[c] * scale[c] + shift[c];
+            y[c] = l->relu && v < 0 ? 0.0f : v;
+        }
+    }
+}
+
+/* dy (through the ReLU), then dgamma = sum dy*xhat, dbeta = sum dy over the
+ * batch, and dx = gamma/std/N * (N*dy - dbeta - xhat*dgamma). The parameter
+ * gradients are written by thread 0 into its array; the other threads
+ * zero theirs (they are summed afterwards). */
+static void bn_backward(hcr_model *m, int i, int n, float *g)
+{
+    layer *l = &m->layers[i];
+    const share s = my_share(n);
+    const int C = l->out_c;
+    const size_t P = (size_t)l->out_h * l->out_w, rows = (size_t)s.nb * P, at = (size_t)s.b0 * P * C;
+    const float *in = layer_input(m, i) + at, *out = l->out + at;
+    float *dout = l->dout + at, *din = m->layers[i - 1].dout + at;
+    const float *mean = l->bstat, *inv = l->bstat + C;
+    double *part = m->bn_partial + (size_t)s.t * 2 * C;
+    memset(part, 0, sizeof(double) * 2 * (size_t)C);
+    for (size_t r = 0; r < rows; r++)
+        for (int c = 0; c < C; c++) {
+            const size_t k = r * C + c;
+            if (l->relu && out[k] <= 0) dout[k] = 0;
+            part[c] += dout[k];
+            part[C + c] += (double)dout[k] * ((in[k] - mean[c]) * inv[c]);
+        }
+#pragma omp barrier
+#pragma omp single
+    for (int c = 0; c < C; c++) {
+        double s1 = 0, s2 = 0;
+        for (int t = 0; t < s.nt; t++) {
+            s1 += m->bn_partial[(size_t)t * 2 * C + c];
+            s2 += m->bn_partial[(size_t)t * 2 * C + C + c];
+        }
+        l->bsum[c] = (float)s1;     /* dbeta  */
+        l->bsum[C + c] = (float)s2; /* dgamma */
+    }
+    float *dgamma = g + (l->w - m->params), *dbeta = g + (l->b - m->params);
+    for (int c = 0; c < C; c++) {
+        dbeta[c] = s.t == 0 ? l->bsum[c] : 0.0f;
+        dgamma[c] = s.t == 0 ? l->bsum[C + c] : 0.0f;
+    }
+    const float N = (float)((double)n * (double)P);
+    for (size_t r = 0; r < rows; r++)
+        for (int c = 0; c < C; c++) {
+            const size_t k = r * C + c;
+            const float xhat = (in[k] - mean[c]) * inv[c];
+            din[k] = l->w[c] * inv[c] / N * (N * dout[k] - l->bsum[c] - xhat * l->bsum[C + c]);
+        }
+}
+
 /* Forward of layer i for images [b0, b0+nb). */
 static void layer_forward(hcr_model *m, int i, int b0, int nb, int training)
 {
@@ -560,6 +739,7 @@ static void layer_forward(hcr_model *m, int i, int b0, int nb, int training)
             memcpy(out, in, sizeof(float) * (size_t)nb * osz);
         break;
     case LAYER_FLATTEN:
+    case LAYER_BN: /* bn_forward: it needs the whole batch */
         break; /* out aliases the input */
     }
 }
@@ -580,7 +760,7 @@ void model_forward(hcr_model *m, int n, int training, hcr_rng *rng)
             if (l->kind == LAYER_DROPOUT && l->rate > 0)
                 dropout_mask(l->mask, layer_out_size(l) * n, l->rate, rng);
         }
-    const int threads = hcr_threads();
+    const int threads = pass_threads(m);
 #pragma omp parallel num_threads(threads) if (n > 1 && threads > 1)
     {
         share s = my_share(n);
@@ -590,7 +770,10 @@ void model_forward(hcr_model *m, int n, int training, hcr_rng *rng)
             int j = i;
             while (j < m->nlayers && per_image(&m->layers[j])) j++;
             if (j == i) {
-                layer_forward(m, i++, s.b0, s.nb, training);
+                if (m->layers[i].kind == LAYER_BN)
+                    bn_forward(m, i++, n, training);
+                else
+                    layer_forward(m, i++, s.b0, s.nb, training);
                 continue;
             }
             for (int b = s.b0; b < s.b0 + s.nb; b++)
@@ -674,13 +857,14 @@ static void layer_backward(hcr_model *m, int i, int b0, int nb, float *g, int ze
         }
         break;
     case LAYER_FLATTEN:
+    case LAYER_BN: /* bn_backward */
         break; /* dout aliases the previous layer's dout */
     }
 }
 
 hcr_status model_backward(hcr_model *m, int n, const uint8_t *labels)
 {
-    const int threads = hcr_threads();
+    const int threads = pass_threads(m);
     hcr_status st = reserve_thread_grads(m, threads);
     if (st) return st;
     for (int i = 1; i < m->nlayers; i++) {
@@ -698,7 +882,10 @@ hcr_status model_backward(hcr_model *m, int n, const uint8_t *labels)
             int j = i;
             while (j >= 0 && per_image(&m->layers[j])) j--;
             if (j == i) {
-                layer_backward(m, i--, s.b0, s.nb, g, 1);
+                if (m->layers[i].kind == LAYER_BN)
+                    bn_backward(m, i--, n, g);
+                else
+                    layer_backward(m, i--, s.b0, s.nb, g, 1);
                 continue;
             }
             for (int r = j + 1; r <= i; r++) zero_param_grads(m, r, g);
@@ -760,6 +947,7 @@ static const char *kind_name(layer_kind k)
     case LAYER_FLATTEN: return "Flatten";
     case LAYER_DENSE: return "Dense";
     case LAYER_DROPOUT: return "Dropout";
+    case LAYER_BN: return "BatchNormalization";
     }
     return "?";
 }
@@ -778,27 +966,34 @@ static void thousands(char *buf, size_t n, size_t v)
 
 void hcr_model_summary(const hcr_model *m, FILE *f)
 {
-    const char *rule = "__________________________________________________________________________";
-    const char *dbl = "==========================================================================";
+    /* the name column fits "batch_normalization_1 (BatchNormalization)" */
+    const int width = m->bn_max_c ? 44 : 34, rlen = width + 40;
+    char rule[128], dbl[128];
+    memset(rule, '_', (size_t)rlen);
+    memset(dbl, '=', (size_t)rlen);
+    rule[rlen] = dbl[rlen] = '\0';
     fprintf(f, "Model: \"%s\"\n%s\n", m->spec, rule);
-    fprintf(f, " %-34s %-25s %-10s\n%s\n", "Layer (type)", "Output Shape", "Param #", dbl);
+    fprintf(f, " %-*s %-25s %-10s\n%s\n", width, "Layer (type)", "Output Shape", "Param #", dbl);
+    int flat = 0;
     for (int i = 0; i < m->nlayers; i++) {
         const layer *l = &m->layers[i];
-        char name[64], shape[48], params[32];
+        char name[80], shape[48], params[32];
         snprintf(name, sizeof name, "%s (%s)", l->name, kind_name(l->kind));
-        if (l->kind == LAYER_FLATTEN || l->kind == LAYER_DENSE ||
-            (l->kind == LAYER_DROPOUT && l->out_h == 1 && l->out_w == 1))
+        flat |= l->kind == LAYER_FLATTEN || l->kind == LAYER_DENSE;
+        if (flat)
             snprintf(shape, sizeof shape, "(None, %d)", l->out_c);
         else
             snprintf(shape, sizeof shape, "(None, %d, %d, %d)", l->out_h, l->out_w, l->out_c);
-        thousands(params, sizeof params, l->w_count + l->b_count);
-        fprintf(f, " %-34s %-25s %-10s\n", name, shape, params);
+        thousands(params, sizeof params, l->w_count + l->b_count + (l->kind == LAYER_BN ? 2 * (size_t)l->out_c : 0));
+        fprintf(f, " %-*s %-25s %-10s\n", width, name, shape, params);
         fprintf(f, "%s\n", i + 1 < m->nlayers ? "" : dbl);
     }
-    char total[32];
-    thousands(total, sizeof total, m->nparams);
-    fprintf(f, "Total params: %s\nTrainable params: %s\nNon-trainable params: 0\n%s\n", total,
-            total, rule);
+    char total[32], trainable[32], fixed[32];
+    thousands(total, sizeof total, m->nparams + m->nstate);
+    thousands(trainable, sizeof trainable, m->nparams);
+    thousands(fixed, sizeof fixed, m->nstate);
+    fprintf(f, "Total params: %s\nTrainable params: %s\nNon-trainable params: %s\n%s\n", total,
+            trainable, fixed, rule);
 }
 
 /* --------------------------------------------------------------- metadata */

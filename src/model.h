@@ -33,7 +33,8 @@ typedef enum layer_kind {
     LAYER_POOL,
     LAYER_FLATTEN,
     LAYER_DENSE,
-    LAYER_DROPOUT
+    LAYER_DROPOUT,
+    LAYER_BN                /* batch normalization of the layer before, then ReLU */
 } layer_kind;
 
 typedef struct layer {
@@ -45,7 +46,8 @@ typedef struct layer {
     int relu;               /* ReLU fused after conv/dense                  */
     float rate;             /* dropout rate                                 */
 
-    float *w, *b;           /* parameters (into model->params), or NULL     */
+    float *w, *b;           /* parameters (into model->params), or NULL;
+                               batch normalization: gamma and beta          */
     float *dw, *db;         /* their gradients (into model->grads)          */
     size_t w_count, b_count;
 
@@ -55,6 +57,11 @@ typedef struct layer {
     float *wt;              /* conv: the kernel packed for the input gradient */
     float *wg;              /* conv: the Winograd-transformed kernel, or NULL */
     float *mask;            /* dropout: 0 or 1/(1-rate) per unit            */
+    float *bstat;           /* batch norm: the batch's mean and 1/std (2C)  */
+    float *bsum;            /* batch norm: sums of dy and dy*xhat (2C)      */
+
+    /* batch normalization's moving statistics (into model->state)         */
+    float *mmean, *mvar;
 } layer;
 
 /* A named parameter tensor, as saved in the model file. */
@@ -62,8 +69,9 @@ typedef struct tensor_ref {
     char name[48];          /* e.g. "conv2d.kernel", "dense_1.bias"         */
     int ndim;
     int64_t shape[4];
-    float *data;            /* points into model->params                    */
+    float *data;            /* points into model->params, or model->state   */
     size_t count;
+    int trainable;          /* 0: batch norm's moving mean and variance     */
 } tensor_ref;
 
 #define MODEL_MAX_TENSORS 64
@@ -77,6 +85,10 @@ struct hcr_model {
 
     float *params, *grads;
     size_t nparams;
+    float *state;           /* non-trainable: batch norm's moving statistics */
+    size_t nstate;
+    double *bn_partial;     /* batch norm: per-thread partial sums          */
+    int bn_max_c;           /* the widest batch norm layer (0: none)        */
 
     int ntensors;
     tensor_ref tensors[MODEL_MAX_TENSORS];

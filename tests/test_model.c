@@ -415,6 +415,7 @@ static void model_gradcheck(const char *spec, int rows, int cols, int classes, i
     int total_checked = 0, total_skipped = 0;
     for (int t = 0; t < m->ntensors; t++) {
         tensor_ref *tr = &m->tensors[t];
+        if (!tr->trainable) continue; /* batch norm's moving statistics */
         const size_t off = (size_t)(tr->data - m->params);
         const size_t count = tr->count <= 60 ? tr->count : 30;
         int bad = 0, skipped = 0;
@@ -461,8 +462,18 @@ static void model_gradcheck(const char *spec, int rows, int cols, int classes, i
             fprintf(stderr, "  %s %s: worst error/tolerance %.3f, %d of %zu skipped\n", spec,
                     tr->name, worst, skipped, count);
         CHECK_MSG(bad == 0, "%s %s: %d gradient components differ", spec, tr->name, bad);
-        /* A check of zeros against zeros would prove nothing (dead units). */
-        CHECK_MSG(largest > 1e-3, "%s %s: largest checked gradient %g", spec, tr->name, largest);
+        /* A check of zeros against zeros would prove nothing (dead units).
+         * Except for a bias that batch normalization follows: the
+         * normalization subtracts it again, so its gradient is zero. */
+        int before_bn = 0;
+        for (int i = 0; i + 1 < m->nlayers; i++)
+            if (m->layers[i + 1].kind == LAYER_BN && strncmp(tr->name, m->layers[i].name, strlen(m->layers[i].name)) == 0 &&
+                tr->name[strlen(m->layers[i].name)] == '.' && strstr(tr->name, ".bias"))
+                before_bn = 1;
+        if (before_bn)
+            CHECK_MSG(largest < 1e-5, "%s %s: a bias under batch norm has gradient %g", spec, tr->name, largest);
+        else
+            CHECK_MSG(largest > 1e-3, "%s %s: largest checked gradient %g", spec, tr->name, largest);
         CHECK_MSG(skipped * 2 <= (int)count, "%s %s: %d of %zu components skipped as kinks", spec,
                   tr->name, skipped, count);
         total_checked += (int)count;
@@ -495,7 +506,12 @@ static void test_model_gradients(void)
      * the CPU has them. conv 3*3*1*8+8 = 80, conv_1 2*2*8*8+8 = 264
      * (8 -> 6 -> 5), pool (-> 2): 32, dense 32*4+4 = 132, dense_1 15. */
     model_gradcheck("conv8-conv8x2-pool-dense4", 8, 8, 3, 3, 6);
+    /* Batch normalization after a convolution and after a dense layer:
+     * statistics over the whole batch, split across the threads. */
+    model_gradcheck("conv3-bn-pool-dense5-bn", 8, 8, 3, 5, 7);
+    model_gradcheck("conv8-bn-conv8x2-bn-pool-dense4", 8, 8, 3, 4, 8);
     hcr_set_threads(1);
+    model_gradcheck("conv3-bn-pool-dense5-bn", 8, 8, 3, 5, 7);
     model_gradcheck("conv2-pool-dense5", 8, 8, 3, 4, 1);
     hcr_set_threads(0);
 }
@@ -923,7 +939,86 @@ done:
     free_ds(&ds);
 }
 
-TEST_MAIN(TEST(test_default_model_shape), TEST(test_glorot_init), TEST(test_spec_errors),
+/* ---------------------------------------------------- batch normalization */
+
+static void test_batchnorm(void)
+{
+    /* where it may stand */
+    hcr_model *m = NULL;
+    CHECK(hcr_model_create("bn-conv8", 28, 28, 10, 1, &m) == HCR_EINVAL);
+    CHECK_CONTAINS(hcr_last_error(), "'bn' must follow a conv or dense layer");
+    CHECK(hcr_model_create("conv8-pool-bn", 28, 28, 10, 1, &m) == HCR_EINVAL);
+    CHECK_CONTAINS(hcr_last_error(), "'bn' must follow a conv or dense layer");
+
+    /* the summary: 4 values per channel, half of them not trained */
+    if (!create("conv4-bn-pool-dense6-bn", 8, 8, 3, 2, &m)) return;
+    char *sum = summary_text(m);
+    CHECK_CONTAINS(sum, "batch_normalization (BatchNormalization)     (None, 6, 6, 4)");
+    CHECK_CONTAINS(sum, "batch_normalization_1 (BatchNormalization)   (None, 6) ");
+    CHECK_CONTAINS(sum, "Non-trainable params: 20");
+    free(sum);
+    /* the ReLU moved behind the normalization */
+    CHECK(m->layers[0].relu == 0 && m->layers[1].kind == LAYER_BN && m->layers[1].relu == 1);
+    CHECK(m->layers[1].w[0] == 1.0f && m->layers[1].b[0] == 0.0f);
+    CHECK(m->layers[1].mmean[3] == 0.0f && m->layers[1].mvar[3] == 1.0f);
+
+    /* training: the batch's statistics, and the moving ones take 10% of them */
+    const int n = 6;
+    CHECK(model_reserve(m, n) == HCR_OK);
+    hcr_rng rng;
+    hcr_rng_seed(&rng, 5);
+    for (int i = 0; i < n * 64; i++) m->input[i] = hcr_rng_uniform(&rng);
+    hcr_set_threads(2);
+    model_forward(m, n, 1, &rng);
+    const layer *conv = &m->layers[0], *bn = &m->layers[1];
+    for (int c = 0; c < 4; c++) {
+        double s1 = 0, s2 = 0;
+        for (int k = 0; k < n * 36; k++) s1 += conv->out[k * 4 + c];
+        const double mu = s1 / (n * 36);
+        for (int k = 0; k < n * 36; k++) s2 += (conv->out[k * 4 + c] - mu) * (conv->out[k * 4 + c] - mu);
+        const double var = s2 / (n * 36);
+        CHECK_NEAR(bn->mmean[c], 0.1 * mu, 1e-6);
+        CHECK_NEAR(bn->mvar[c], 0.9 + 0.1 * var, 1e-6);
+        /* the output has mean 0 and variance 1 before the ReLU: after it,
+         * the positive half is what is left */
+        for (int k = 0; k < n * 36; k++) {
+            const double want = (conv->out[k * 4 + c] - mu) / sqrt(var + 1e-3);
+            CHECK_NEAR(bn->out[k * 4 + c], want > 0 ? want : 0, 1e-4);
+        }
+    }
+    /* inference: the moving statistics, not the batch's */
+    for (int c = 0; c < 4; c++) {
+        bn->mmean[c] = 0.25f;
+        bn->mvar[c] = 4.0f;
+        bn->w[c] = 2.0f;
+        bn->b[c] = 0.5f;
+    }
+    model_forward(m, n, 0, NULL);
+    for (int k = 0; k < n * 36 * 4; k++) {
+        const double want = 2.0 * (conv->out[k] - 0.25) / sqrt(4.0 + 1e-3) + 0.5;
+        CHECK_NEAR(bn->out[k], want > 0 ? want : 0, 1e-5);
+    }
+    /* the moving statistics are saved and loaded with the model */
+    float before[3], after[3];
+    uint8_t px[64];
+    for (int i = 0; i < 64; i++) px[i] = (uint8_t)(i * 4);
+    CHECK(hcr_model_predict(m, px, 1, before) == HCR_OK);
+    char path[512];
+    snprintf(path, sizeof path, "%s/bn.safetensors", harness_tmpdir());
+    CHECK(hcr_model_save(m, path) == HCR_OK);
+    hcr_model *back = NULL;
+    CHECK(hcr_model_load(path, &back) == HCR_OK);
+    if (back) {
+        CHECK(back->nstate == 20 && memcmp(back->state, m->state, 20 * sizeof(float)) == 0);
+        CHECK(hcr_model_predict(back, px, 1, after) == HCR_OK);
+        CHECK(memcmp(before, after, sizeof before) == 0);
+    }
+    hcr_model_free(back);
+    hcr_set_threads(0);
+    hcr_model_free(m);
+}
+
+TEST_MAIN(TEST(test_default_model_shape), TEST(test_batchnorm), TEST(test_glorot_init), TEST(test_spec_errors),
           TEST(test_spec_alternatives), TEST(test_model_gradients), TEST(test_backward_threads),
           TEST(test_train_config_default), TEST(test_train_deterministic_and_learns),
           TEST(test_train_progress_and_stop), TEST(test_train_single_step), TEST(test_train_errors), TEST(test_predict))
