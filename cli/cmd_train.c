@@ -35,6 +35,8 @@ static const char help[] =
     "  --epochs N         passes over the training images (default 10)\n"
     "  --batch-size N     images per step (default 128)\n"
     "  --lr X             Adam learning rate (default 0.001)\n"
+    "  --lr-schedule S    constant (default) or cosine: the rate falls along half a\n"
+    "                     cosine from --lr at the first step to 0 after the last\n"
     "  --seed N           weights, shuffling, dropout and augmentation (default 42)\n"
     "  --shift N          augmentation: move each training image by a random\n"
     "                     -N..N pixels on each axis every time it is used (default 0)\n"
@@ -155,10 +157,12 @@ static void set_metadata(hcr_model *m, const char *dataset, const hcr_train_conf
              "{\"optimizer\":\"adam\",\"lr\":%g,\"beta1\":%g,\"beta2\":%g,\"epsilon\":%g,"
              "\"loss\":\"sparse_categorical_crossentropy\",\"batch_size\":%d,\"epochs\":%d,"
              "\"epochs_done\":%d,\"seed\":%llu,\"validation_images\":%d,\"training_images\":%d,"
-             "\"threads\":%d,\"init\":\"glorot_uniform\",\"shift\":%d,\"flip\":%s}",
+             "\"threads\":%d,\"init\":\"glorot_uniform\",\"shift\":%d,\"flip\":%s,"
+             "\"lr_schedule\":\"%s\"}",
              cfg->lr, cfg->beta1, cfg->beta2, cfg->epsilon, cfg->batch_size, cfg->epochs,
              h->epochs, (unsigned long long)cfg->seed, val_count, total - val_count, cfg->threads,
-             cfg->shift, cfg->flip ? "true" : "false");
+             cfg->shift, cfg->flip ? "true" : "false",
+             cfg->lr_schedule == HCR_LR_COSINE ? "cosine" : "constant");
     hcr_model_set_meta(m, "recipe", buf);
     hcr_model_set_meta(m, "dataset", dataset);
     snprintf(buf, sizeof buf,
@@ -209,7 +213,7 @@ int cmd_train(int argc, char **argv)
         {"data", required_argument, 0, 'd'},       {"out", required_argument, 0, 'o'},
         {"history", required_argument, 0, 'H'},    {"quiet", no_argument, 0, 'q'},
         {"no-report", no_argument, 0, 'R'},        {"shift", required_argument, 0, 'S'},
-        {"flip", no_argument, 0, 'F'},        {"dataset", required_argument, 0, 'D'},
+        {"flip", no_argument, 0, 'F'},             {"lr-schedule", required_argument, 0, 'L'},        {"dataset", required_argument, 0, 'D'},
         {"help", no_argument, 0, 'h'},             {0, 0, 0, 0},
     };
     hcr_train_config cfg;
@@ -241,6 +245,11 @@ int cmd_train(int argc, char **argv)
         case 'R': report = false; break;
         case 'S': if (!cli_int("train", "--shift", optarg, 0, 8, &v)) return 2; cfg.shift = (int)v; break;
         case 'F': cfg.flip = 1; break;
+        case 'L':
+            if (!strcmp(optarg, "constant")) cfg.lr_schedule = HCR_LR_CONSTANT;
+            else if (!strcmp(optarg, "cosine")) cfg.lr_schedule = HCR_LR_COSINE;
+            else return cli_usage_error("train", "--lr-schedule: '%s' is neither constant nor cosine", optarg);
+            break;
         case 'h': fputs(help, stdout); return 0;
         default: return cli_usage_error("train", "unknown or incomplete option");
         }

@@ -258,7 +258,13 @@ typedef struct hcr_train_config {
      * whose mirror images are other characters or none). */
     int shift;           /* 0                                               */
     int flip;            /* 0                                               */
+    /* The learning rate over the run: HCR_LR_CONSTANT (Keras's default),
+     * or HCR_LR_COSINE, which lowers it step by step along half a cosine
+     * from lr at the first step to 0 after the last. */
+    int lr_schedule;     /* HCR_LR_CONSTANT                                 */
 } hcr_train_config;
+
+enum { HCR_LR_CONSTANT = 0, HCR_LR_COSINE = 1 };
 
 void hcr_train_config_default(hcr_train_config *cfg);
 

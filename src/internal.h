@@ -59,5 +59,7 @@ void dataset_free_class_names(hcr_dataset *ds);
  * (blank where it moved away from), mirrored left to right if `flip`
  * (after the move). */
 void augment_image(uint8_t *dst, const uint8_t *src, int rows, int cols, int dx, int dy, int flip);
+/* train.c: the learning rate of step `step` (from 0) of `total`. */
+float train_lr_at(const hcr_train_config *cfg, long step, long total);
 
 #endif

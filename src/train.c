@@ -12,6 +12,7 @@
 #include "metrics.h"
 #include "optimizer.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -28,6 +29,13 @@ void hcr_train_config_default(hcr_train_config *cfg)
     cfg->threads = 0;
     cfg->shift = 0;
     cfg->flip = 0;
+    cfg->lr_schedule = HCR_LR_CONSTANT;
+}
+
+float train_lr_at(const hcr_train_config *cfg, long step, long total)
+{
+    if (cfg->lr_schedule != HCR_LR_COSINE || total <= 0) return cfg->lr;
+    return (float)(cfg->lr * 0.5 * (1.0 + cos(M_PI * (double)step / (double)total)));
 }
 
 /* Copy image `src` (rows x cols) to dst moved by (dx, dy), blank where it
@@ -69,6 +77,8 @@ hcr_status hcr_train(hcr_model *m, const hcr_dataset *train, const hcr_dataset *
         return hcr_fail(HCR_EINVAL, "epochs must be between 1 and 100000 (got %d)", cfg->epochs);
     if (cfg->batch_size < 1 || cfg->batch_size > 65536)
         return hcr_fail(HCR_EINVAL, "batch size must be between 1 and 65536 (got %d)", cfg->batch_size);
+    if (cfg->lr_schedule != HCR_LR_CONSTANT && cfg->lr_schedule != HCR_LR_COSINE)
+        return hcr_fail(HCR_EINVAL, "unknown learning-rate schedule %d", cfg->lr_schedule);
     if (cfg->shift < 0 || cfg->shift > 8)
         return hcr_fail(HCR_EINVAL, "augmentation shift must be between 0 and 8 pixels (got %d)", cfg->shift);
     hcr_status s = check_dataset(m, train, "training");
@@ -146,6 +156,7 @@ hcr_status hcr_train(hcr_model *m, const hcr_dataset *train, const hcr_dataset *
             int correct = 0;
             double loss = model_loss(m, n, labels, &correct);
             if ((s = model_backward(m, n, labels))) break;
+            opt.lr = train_lr_at(cfg, (long)(epoch - 1) * steps + step, (long)cfg->epochs * steps);
             adam_step(&opt, m->params, m->grads);
             loss_sum += loss * n;
             correct_sum += correct;

@@ -9,6 +9,7 @@
 #include "harness.h"
 #include "internal.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -521,6 +522,31 @@ static void test_augment_image(void)
     for (int i = 0; i < 12; i++) CHECK(dst[i] == 0);
 }
 
+static void test_lr_schedule(void)
+{
+    hcr_train_config cfg;
+    hcr_train_config_default(&cfg);
+    CHECK(cfg.lr_schedule == HCR_LR_CONSTANT);
+    CHECK(train_lr_at(&cfg, 0, 100) == 0.001f && train_lr_at(&cfg, 99, 100) == 0.001f);
+    cfg.lr_schedule = HCR_LR_COSINE;
+    CHECK_NEAR(train_lr_at(&cfg, 0, 100), 0.001, 1e-9);
+    CHECK_NEAR(train_lr_at(&cfg, 50, 100), 0.0005, 1e-9);
+    CHECK_NEAR(train_lr_at(&cfg, 25, 100), 0.001 * 0.5 * (1 + sqrt(0.5)), 1e-9);
+    CHECK(train_lr_at(&cfg, 99, 100) < 0.001 * 0.001);
+    CHECK(train_lr_at(&cfg, 60, 100) < train_lr_at(&cfg, 59, 100));
+    cfg.lr_schedule = 7;
+    hcr_model *m = NULL;
+    hcr_dataset *ds = NULL;
+    CHECK(hcr_dataset_load("emnist-letters", letters_dir(), "test", &ds) == HCR_OK);
+    CHECK(hcr_model_create("dense4", 28, 28, 26, 1, &m) == HCR_OK);
+    if (m && ds) {
+        CHECK(hcr_train(m, ds, NULL, &cfg, NULL, NULL, NULL) == HCR_EINVAL);
+        CHECK_CONTAINS(hcr_last_error(), "unknown learning-rate schedule 7");
+    }
+    hcr_model_free(m);
+    hcr_dataset_free(ds);
+}
+
 /* Training with augmentation is deterministic for a seed, and differs from
  * training without it; a bad shift is refused. */
 static void test_train_with_augmentation(void)
@@ -554,7 +580,7 @@ static void test_train_with_augmentation(void)
     hcr_dataset_free(ds);
 }
 
-TEST_MAIN(TEST(test_emnist_letters_layout), TEST(test_emnist_upright_in_report), TEST(test_augment_image), TEST(test_train_with_augmentation), TEST(test_emnist_upright), TEST(test_bad_mapping_files),
+TEST_MAIN(TEST(test_emnist_letters_layout), TEST(test_emnist_upright_in_report), TEST(test_augment_image), TEST(test_train_with_augmentation), TEST(test_lr_schedule), TEST(test_emnist_upright), TEST(test_bad_mapping_files),
           TEST(test_mapping_parser_balanced), TEST(test_idx_dir_with_classes),
           TEST(test_mismatched_files), TEST(test_names_and_splits), TEST(test_set_class_names),
           TEST(test_fashion_from_debian), TEST(test_default_dir_checksums))
