@@ -395,12 +395,16 @@ typedef struct hcr_line {
     char *text;              /* the class names joined                      */
 } hcr_line;
 
-/* Read a line of handwritten characters (a number such as "2024"): the ink
- * is split into connected components, pieces that lie over each other
- * (a broken 5, the dot of an i) are merged, components much wider than a
- * character are cut where the classifier is most confident of both halves,
- * and each character goes through the same preprocessing as
- * hcr_image_to_mnist. The model must take 28x28 inputs. */
+/* Read a line of handwritten characters (a number such as "2024", or a word
+ * with a letters model): the ink is split into connected components,
+ * pieces that lie over each other (a broken 5, the dot of an i) are merged,
+ * components much wider than a character may be cut in two along the
+ * cheapest path through the ink (it bends through the gap between two
+ * touching characters) when a score of the piece's shape, the ink crossed
+ * and the classifier's confidence in the halves and the whole says so
+ * (docs/reading.md gives the formula), and each character goes through the
+ * same preprocessing as hcr_image_to_mnist. The model must take 28x28
+ * inputs. */
 hcr_status hcr_read_line(hcr_model *m, const hcr_image *img, hcr_line *out);
 void hcr_line_free(hcr_line *line);
 

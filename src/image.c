@@ -7,9 +7,10 @@
  * resolution (at most WORK_MAX_PIXELS; larger images are box-averaged down
  * first): grey, ink made light (MNIST polarity), the local paper level
  * subtracted, Otsu's threshold giving the ink mask, grey levels kept
- * between 0.4x the threshold and the ink level, and the mask's connected
- * components labelled. A character is a set of components (and optionally
- * a column range), rendered to 28x28 by render_char().
+ * between LO_FRACTION of the threshold and the ink level, and the mask's
+ * connected components labelled. A character is a set of components (and,
+ * for touching characters, the part of them on one side of a cut),
+ * rendered to 28x28 by render_char().
  */
 #include "image.h"
 #include "internal.h"
@@ -28,15 +29,35 @@
 #define SPECK_FRACTION 0.03   /* components below this share of the largest are noise */
 #define MIN_CONTRAST 32       /* below this the image is blank                        */
 #define MIN_STROKE 2.0        /* stroke width in 28x28 pixels below which ink is thickened */
-/* A piece w wide and h high gets log-probability SPLIT_SLOPE * (w/h - SPLIT_ASPECT)
- * in favour of a split (negative: against); pieces below MIN_SPLIT_ASPECT are
- * never cut. MNIST digits are 0.75 as wide as high on average, 1.05 at the
- * 95th percentile. */
-#define SPLIT_SLOPE 4.0
-#define SPLIT_ASPECT 1.1
-#define SURE_ASPECT 1.5   /* below it, a piece read with SURE_P is never cut */
-#define SURE_P 0.97
-#define MIN_SPLIT_ASPECT 0.9
+/* Grey levels below this fraction of the ink threshold are paper. Low,
+ * because MNIST keeps the faint anti-aliased rim of its strokes (down to
+ * 1/255) and a character without it comes out narrower and thinner than
+ * MNIST's; the rim is only taken next to a character's own strokes (see
+ * render_char), so paper noise further away does not count. */
+#define LO_FRACTION 0.2f
+/* Cutting a piece into two characters: the log-odds in favour of a cut is
+ *   SPLIT_BIAS + SPLIT_W * (w/H - 1) + SPLIT_H * (hmin/H - 0.75) - SPLIT_CROSS * crossed
+ *   + SPLIT_GAIN * (log p(left) + log p(right) - log p(whole)) - SPLIT_WHOLE * log p(whole)
+ * with w the piece's width, H the line height, hmin the height of the
+ * lower half, crossed the ink the cut goes through in stroke widths and p()
+ * the model's top probability. Two touching characters are wide, both
+ * about as tall as the line, and meet briefly; a wide single character (a
+ * flat 0, a 7 with a long bar, a W) has a short half or is cut through its
+ * strokes, and the model reads it whole. The model's confidence alone
+ * cannot tell them apart: it reads halves of characters as confidently as
+ * characters. The weights are a logistic regression on numbers composed
+ * from MNIST *training* digits, rounded, with the bias lowered by one
+ * (from 3) because cutting a character that stands alone is the worse
+ * mistake: most handwriting does not touch. Pieces narrower than
+ * MIN_SPLIT_WIDTH line heights are not tried. */
+#define SPLIT_BIAS 2.0
+#define SPLIT_W 14.0
+#define SPLIT_H 8.0
+#define SPLIT_CROSS 5.0
+#define SPLIT_GAIN 7.5
+#define SPLIT_WHOLE 2.5
+#define MIN_SPLIT_WIDTH 0.75
+#define SEAM_STEP 0.05    /* cost of a sideways step of a cut, against ink levels 0..1 */
 
 /* ----------------------------------------------------------------- loading */
 
@@ -487,7 +508,7 @@ hcr_status ink_prepare(const hcr_image *img, ink_map *k)
         in += fh[i];
     }
     int level = in ? hist_percentile(ih, in, 0.9) : 255;
-    const float lo = 0.4f * t;
+    const float lo = LO_FRACTION * t;
     if (level <= lo + 1) level = (int)lo + 2;
     mask = malloc(np);
     if (!mask) {
@@ -551,19 +572,59 @@ static void resample_1d(const float *src, int sn, int sstep, int pitch, int coun
     }
 }
 
-/* A w x h float image (values 0..1, ink light) to 28x28: scale so the
- * longer side is 20, centre of mass at (14, 14). */
+/* Resample like resample_1d, but reducing by area: each output value is
+ * the mean of the input it covers (fractions at the ends), as when MNIST's
+ * 20x20 characters were made from high-resolution bilevel scans. A tent
+ * as wide as two output pixels would blur every edge by half a pixel more
+ * than MNIST's. Enlarging interpolates linearly. */
+static void area_1d(const float *src, int sn, int sstep, int pitch, int count, float *dst, int dn,
+                    int dstep, int dpitch)
+{
+    if (dn >= sn) {
+        resample_1d(src, sn, sstep, pitch, count, dst, dn, dstep, dpitch);
+        return;
+    }
+    const double step = (double)sn / dn;
+    for (int o = 0; o < dn; o++) {
+        const double a = o * step, b = (o + 1) * step;
+        const int ia = (int)a, ib = (int)ceil(b) < sn ? (int)ceil(b) : sn;
+        for (int row = 0; row < count; row++) {
+            double acc = 0;
+            for (int i = ia; i < ib; i++) {
+                const double lo = i > a ? i : a, hi = i + 1 < b ? i + 1 : b;
+                if (hi > lo) acc += (hi - lo) * src[(size_t)row * pitch + (size_t)i * sstep];
+            }
+            dst[(size_t)row * dpitch + (size_t)o * dstep] = (float)(acc / step);
+        }
+    }
+}
+
+/* A w x h float image (values 0..1, ink light) to 28x28: the extent of its
+ * nonzero pixels scaled so the longer side is 20, centre of mass at
+ * (14, 14). */
 static hcr_status to_28(const float *buf, int w, int h, uint8_t out[28 * 28])
 {
-    const int L = w > h ? w : h;
-    int ow = (int)lround((double)w * 20 / L), oh = (int)lround((double)h * 20 / L);
+    int x0 = w, y0 = h, x1 = 0, y1 = 0;
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++)
+            if (buf[(size_t)y * w + x] > 0) {
+                if (x < x0) x0 = x;
+                if (y < y0) y0 = y;
+                if (x + 1 > x1) x1 = x + 1;
+                if (y + 1 > y1) y1 = y + 1;
+            }
+    memset(out, 0, 28 * 28);
+    if (x1 <= x0) return HCR_OK;
+    const int cw = x1 - x0, ch = y1 - y0, L = cw > ch ? cw : ch;
+    int ow = (int)lround((double)cw * 20 / L), oh = (int)lround((double)ch * 20 / L);
     if (ow < 1) ow = 1;
     if (oh < 1) oh = 1;
-    float *tmp = malloc(sizeof *tmp * ((size_t)ow * h + (size_t)ow * oh));
+    float *tmp = malloc(sizeof *tmp * ((size_t)ow * ch + (size_t)ow * oh));
     if (!tmp) return hcr_fail(HCR_ENOMEM, "out of memory scaling a character");
-    float *small = tmp + (size_t)ow * h;
-    resample_1d(buf, w, 1, w, h, tmp, ow, 1, ow);        /* rows    */
-    resample_1d(tmp, h, ow, 1, ow, small, oh, ow, 1);    /* columns */
+    float *small = tmp + (size_t)ow * ch;
+    const float *src = buf + (size_t)y0 * w + x0;
+    area_1d(src, cw, 1, w, ch, tmp, ow, 1, ow);      /* rows    */
+    area_1d(tmp, ch, ow, 1, ow, small, oh, ow, 1);   /* columns */
     double sum = 0, sx = 0, sy = 0;
     for (int y = 0; y < oh; y++)
         for (int x = 0; x < ow; x++) {
@@ -572,7 +633,6 @@ static hcr_status to_28(const float *buf, int w, int h, uint8_t out[28 * 28])
             sx += v * x;
             sy += v * y;
         }
-    memset(out, 0, 28 * 28);
     if (sum > 0) {
         int ox = (int)lround(14.0 - sx / sum), oy = (int)lround(14.0 - sy / sum);
         for (int y = 0; y < oh; y++)
@@ -615,61 +675,126 @@ static hcr_status dilate(float *buf, int w, int h, int r)
     return HCR_OK;
 }
 
-hcr_status render_char(const ink_map *k, const int *group, int g, int xa, int xb,
-                       uint8_t out[28 * 28], int box[4])
+/* Is pixel (x, y) ink of the character sel? */
+static inline int sel_has(const ink_map *k, const int *group, const ink_sel *sel, int x, int y)
 {
-    const int w = k->w;
-    if (xa < 0) xa = 0;
-    if (xb > w) xb = w;
-    /* Tight box of the group's labelled pixels in [xa, xb). */
-    int x0 = w, y0 = k->h, x1 = 0, y1 = 0;
+    const int l = k->lab[(size_t)y * k->w + x];
+    if (!l || group[l] != sel->g || x < sel->xa || x >= sel->xb) return 0;
+    return !sel->lo || (x >= sel->lo[y] && x < sel->hi[y]);
+}
+
+/* Bounding box (x0, y0, x1, y1, exclusive ends) and area of the character
+ * sel's labelled ink; 0 when it has none. */
+static long sel_box(const ink_map *k, const int *group, const ink_sel *sel, int b[4])
+{
     long area = 0;
+    b[0] = k->w, b[1] = k->h, b[2] = 0, b[3] = 0;
     for (int c = 1; c <= k->ncomp; c++) {
         const ink_comp *cp = &k->comps[c];
-        if (group[c] != g || cp->x1 <= xa || cp->x0 >= xb) continue;
-        int cx0 = cp->x0 > xa ? cp->x0 : xa, cx1 = cp->x1 < xb ? cp->x1 : xb;
+        if (group[c] != sel->g || cp->x1 <= sel->xa || cp->x0 >= sel->xb) continue;
         for (int y = cp->y0; y < cp->y1; y++)
-            for (int x = cx0; x < cx1; x++)
-                if (k->lab[(size_t)y * w + x] == c) {
-                    if (x < x0) x0 = x;
-                    if (x + 1 > x1) x1 = x + 1;
-                    if (y < y0) y0 = y;
-                    if (y + 1 > y1) y1 = y + 1;
+            for (int x = cp->x0; x < cp->x1; x++)
+                if (k->lab[(size_t)y * k->w + x] == c && sel_has(k, group, sel, x, y)) {
+                    if (x < b[0]) b[0] = x;
+                    if (x + 1 > b[2]) b[2] = x + 1;
+                    if (y < b[1]) b[1] = y;
+                    if (y + 1 > b[3]) b[3] = y + 1;
                     area++;
                 }
     }
-    if (area == 0) return hcr_fail(HCR_EFORMAT, "no ink found in the character");
-    int bw = x1 - x0, bh = y1 - y0;
-    /* Stroke width ~ 2 * area / boundary; thicken thin strokes so they
-     * come out about as wide as MNIST's after scaling. */
-    long boundary = 0;
-    for (int y = y0; y < y1; y++)
-        for (int x = x0; x < x1; x++) {
-            size_t i = (size_t)y * w + x;
-            int l = k->lab[i];
-            if (!l || group[l] != g) continue;
-            int edge = 0;
-            if (x == x0 || x + 1 == x1 || y == y0 || y + 1 == y1) edge = 1;
-            else {
-                int ls[4] = {k->lab[i - 1], k->lab[i + 1], k->lab[i - w], k->lab[i + w]};
-                for (int j = 0; j < 4; j++)
-                    if (!ls[j] || group[ls[j]] != g) edge = 1;
-            }
-            boundary += edge;
+    return area;
+}
+
+/* Chessboard distance to the nearest seed (d == 0 on entry) of a w x h map,
+ * two passes, saturating at 65535. */
+static void chessboard(uint16_t *d, int w, int h)
+{
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            unsigned m = d[(size_t)y * w + x];
+            if (x > 0 && d[(size_t)y * w + x - 1] + 1u < m) m = d[(size_t)y * w + x - 1] + 1u;
+            if (y > 0)
+                for (int dx = -1; dx <= 1; dx++)
+                    if (x + dx >= 0 && x + dx < w && d[(size_t)(y - 1) * w + x + dx] + 1u < m)
+                        m = d[(size_t)(y - 1) * w + x + dx] + 1u;
+            d[(size_t)y * w + x] = (uint16_t)(m > 65535 ? 65535 : m);
         }
-    const double L = bw > bh ? bw : bh, stroke = boundary ? 2.0 * area / boundary : 1;
+    for (int y = h - 1; y >= 0; y--)
+        for (int x = w - 1; x >= 0; x--) {
+            unsigned m = d[(size_t)y * w + x];
+            if (x + 1 < w && d[(size_t)y * w + x + 1] + 1u < m) m = d[(size_t)y * w + x + 1] + 1u;
+            if (y + 1 < h)
+                for (int dx = -1; dx <= 1; dx++)
+                    if (x + dx >= 0 && x + dx < w && d[(size_t)(y + 1) * w + x + dx] + 1u < m)
+                        m = d[(size_t)(y + 1) * w + x + dx] + 1u;
+            d[(size_t)y * w + x] = (uint16_t)m;
+        }
+}
+
+/* Stroke width of the character sel (box b, area pixels) ~ 2 * area /
+ * boundary pixels. */
+static double sel_stroke(const ink_map *k, const int *group, const ink_sel *sel, const int b[4], long area)
+{
+    long boundary = 0;
+    for (int y = b[1]; y < b[3]; y++)
+        for (int x = b[0]; x < b[2]; x++) {
+            if (!sel_has(k, group, sel, x, y)) continue;
+            boundary += x == b[0] || x + 1 == b[2] || y == b[1] || y + 1 == b[3] ||
+                        !sel_has(k, group, sel, x - 1, y) || !sel_has(k, group, sel, x + 1, y) ||
+                        !sel_has(k, group, sel, x, y - 1) || !sel_has(k, group, sel, x, y + 1);
+        }
+    return boundary ? 2.0 * area / boundary : 1;
+}
+
+hcr_status render_char(const ink_map *k, const int *group, const ink_sel *sel, uint8_t out[28 * 28],
+                       int box[4])
+{
+    const int w = k->w;
+    int b[4];
+    const long area = sel_box(k, group, sel, b);
+    if (area == 0) return hcr_fail(HCR_EFORMAT, "no ink found in the character");
+    const int x0 = b[0], y0 = b[1], x1 = b[2], y1 = b[3], bw = x1 - x0, bh = y1 - y0;
+    /* Thicken thin strokes so they come out about as wide as MNIST's after
+     * scaling. */
+    const double L = bw > bh ? bw : bh, stroke = sel_stroke(k, group, sel, b, area);
     int r = 0;
     if (stroke * 20 / L < MIN_STROKE) r = (int)ceil((MIN_STROKE * L / 20 - stroke) / 2);
     if (r > (int)(L / 8)) r = (int)(L / 8);
-    const int pw = bw + 2 * r, ph = bh + 2 * r;
+    /* The faint anti-aliased rim below the threshold belongs to the
+     * character too (MNIST's 20 px box includes it, and leaving it out
+     * makes characters narrower and thinner than MNIST's), but only the
+     * rim of its own strokes: unlabelled pixels within `hl` (one output
+     * pixel) of its ink and nearer to it than to any other ink. The
+     * distances are taken over a margin of 2 * hl so that ink just
+     * outside the rim still counts as other. */
+    const int hl = (int)ceil(L / 20), m2 = 2 * hl;
+    const int rx0 = x0 - m2 > 0 ? x0 - m2 : 0, ry0 = y0 - m2 > 0 ? y0 - m2 : 0;
+    const int rx1 = x1 + m2 < w ? x1 + m2 : w, ry1 = y1 + m2 < k->h ? y1 + m2 : k->h;
+    const int rw = rx1 - rx0, rh = ry1 - ry0, pw = rw + 2 * r, ph = rh + 2 * r;
+    uint16_t *own = malloc(sizeof *own * 2 * (size_t)rw * rh);
     float *buf = calloc((size_t)pw * ph, sizeof *buf);
-    if (!buf) return hcr_fail(HCR_ENOMEM, "out of memory rendering a character");
-    for (int y = y0; y < y1; y++)
-        for (int x = x0; x < x1; x++) {
-            size_t i = (size_t)y * w + x;
-            int l = k->lab[i];
-            if (l ? group[l] == g : 1) buf[(size_t)(y - y0 + r) * pw + (x - x0 + r)] = k->v[i];
+    if (!own || !buf) {
+        free(own);
+        free(buf);
+        return hcr_fail(HCR_ENOMEM, "out of memory rendering a character");
+    }
+    uint16_t *oth = own + (size_t)rw * rh;
+    for (int y = ry0; y < ry1; y++)
+        for (int x = rx0; x < rx1; x++) {
+            const size_t j = (size_t)(y - ry0) * rw + (x - rx0);
+            const int mine = sel_has(k, group, sel, x, y);
+            own[j] = mine ? 0 : 65535;
+            oth[j] = !mine && k->lab[(size_t)y * w + x] ? 0 : 65535;
         }
+    chessboard(own, rw, rh);
+    chessboard(oth, rw, rh);
+    for (int y = ry0; y < ry1; y++)
+        for (int x = rx0; x < rx1; x++) {
+            const size_t j = (size_t)(y - ry0) * rw + (x - rx0);
+            const int keep = own[j] == 0 || (!k->lab[(size_t)y * w + x] && own[j] <= hl && own[j] < oth[j]);
+            if (keep) buf[(size_t)(y - ry0 + r) * pw + (x - rx0 + r)] = k->v[(size_t)y * w + x];
+        }
+    free(own);
     hcr_status s = r ? dilate(buf, pw, ph, r) : HCR_OK;
     if (!s) s = to_28(buf, pw, ph, out);
     free(buf);
@@ -696,7 +821,8 @@ hcr_status hcr_image_to_mnist(const hcr_image *img, uint8_t out[28 * 28], hcr_in
     group[0] = -1;
     for (int c = 1; c <= k.ncomp; c++) group[c] = k.comps[c].keep ? 0 : -1;
     int box[4];
-    s = render_char(&k, group, 0, 0, k.w, out, box);
+    const ink_sel all = {0, 0, k.w, NULL, NULL};
+    s = render_char(&k, group, &all, out, box);
     if (!s && info) {
         info->inverted = k.inverted;
         info->threshold = k.threshold;
@@ -713,17 +839,24 @@ hcr_status hcr_image_to_mnist(const hcr_image *img, uint8_t out[28 * 28], hcr_in
 /* ---------------------------------------------------------- reading a line */
 
 typedef struct seg {
-    int x0, y0, x1, y1; /* working pixels */
-    int g;              /* group id for render_char */
-    int xa, xb;         /* column range */
+    int x0, y0, x1, y1; /* box of its ink, working pixels */
+    ink_sel sel;        /* which ink: group, columns, per-row bounds of cuts */
+    int *cut;           /* owned per-row bounds (lo then hi, 2 * h ints), or NULL */
 } seg;
 
+static void seg_free_all(seg *s, int n)
+{
+    if (!s) return;
+    for (int i = 0; i < n; i++) free(s[i].cut);
+    free(s);
+}
+
 /* Merge piece q into piece p: q's components join p's group, and p's box
- * grows to cover both. */
+ * grows to cover both. Only uncut pieces are merged. */
 static void merge_seg(seg *p, const seg *q, int *group, int ncomp)
 {
     for (int c = 1; c <= ncomp; c++)
-        if (group[c] == q->g) group[c] = p->g;
+        if (group[c] == q->sel.g) group[c] = p->sel.g;
     if (q->x0 < p->x0) p->x0 = q->x0;
     if (q->y0 < p->y0) p->y0 = q->y0;
     if (q->x1 > p->x1) p->x1 = q->x1;
@@ -744,60 +877,173 @@ static double best_logp(const float *p, int nc)
     return log(m > 1e-9f ? m : 1e-9f);
 }
 
-/* Try to cut segment s into two; on success fill a and b and return 1. */
-static int try_split(hcr_model *m, const ink_map *k, const int *group, const seg *s, double bonus,
-                     seg *a, seg *b, hcr_status *err)
+/* The cheapest top-to-bottom path through piece s starting near column c
+ * and staying within B columns of it: entering a pixel of the piece's ink
+ * costs its level, each sideways step SEAM_STEP, so the path runs through
+ * the gaps between touching characters and crosses ink only where they
+ * touch. path[y] (rows y0..y1-1 of the piece) is the first column of the
+ * right part. Returns the ink crossed. */
+static double seam(const ink_map *k, const int *group, const seg *s, int c, int B, int *path,
+                   double *D, signed char *mv)
+{
+    int xl = c - B, xr = c + B;
+    if (xl < s->x0 + 1) xl = s->x0 + 1;
+    if (xr > s->x1 - 1) xr = s->x1 - 1;
+    if (xr < xl) xl = xr = c;
+    const int nw = xr - xl + 1, bh = s->y1 - s->y0;
+#define INK(x, y) (sel_has(k, group, &s->sel, (x), (y)) ? k->v[(size_t)(y) * k->w + (x)] : 0)
+    for (int yy = 0; yy < bh; yy++) {
+        const int y = s->y0 + yy;
+        for (int i = 0; i < nw; i++) {
+            const int x = xl + i;
+            const double cost = INK(x, y);
+            double best;
+            int bm = 0;
+            if (yy == 0) {
+                best = SEAM_STEP * abs(x - c);
+            } else {
+                best = D[(size_t)(yy - 1) * nw + i];
+                /* A diagonal step passes a corner: it also cuts the
+                 * lighter of the two pixels there, or the path would slip
+                 * through a thin diagonal stroke for free. */
+                for (int d = -1; d <= 1; d += 2) {
+                    if (i + d < 0 || i + d >= nw) continue;
+                    const double a = INK(x, y - 1), b = INK(x + d, y);
+                    const double v = D[(size_t)(yy - 1) * nw + i + d] + SEAM_STEP + (a < b ? a : b);
+                    if (v < best) {
+                        best = v;
+                        bm = d;
+                    }
+                }
+            }
+            D[(size_t)yy * nw + i] = best + cost;
+            mv[(size_t)yy * nw + i] = (signed char)bm;
+        }
+    }
+    int bi = 0;
+    for (int i = 1; i < nw; i++)
+        if (D[(size_t)(bh - 1) * nw + i] < D[(size_t)(bh - 1) * nw + bi]) bi = i;
+    double ink = 0;
+    for (int yy = bh - 1; yy >= 0; yy--) {
+        const int x = xl + bi, y = s->y0 + yy, d = mv[(size_t)yy * nw + bi];
+        path[yy] = x;
+        ink += INK(x, y);
+        if (d) {
+            const double a = INK(x, y - 1), b = INK(x + d, y);
+            ink += a < b ? a : b;
+        }
+        bi += d;
+    }
+#undef INK
+    return ink;
+}
+
+/* Piece s cut along path (rows y0..y1-1 of s; elsewhere column c) into
+ * a (left) and b (right), each with its own bounds. */
+static hcr_status cut_seg(const ink_map *k, const int *group, const seg *s, const int *path, int c, seg *a,
+                          seg *b)
+{
+    const int h = k->h;
+    *a = *s;
+    *b = *s;
+    a->cut = malloc(sizeof *a->cut * 2 * (size_t)h);
+    b->cut = malloc(sizeof *b->cut * 2 * (size_t)h);
+    if (!a->cut || !b->cut) {
+        free(a->cut);
+        free(b->cut);
+        a->cut = b->cut = NULL;
+        return hcr_fail(HCR_ENOMEM, "out of memory splitting characters");
+    }
+    for (int y = 0; y < h; y++) {
+        const int lo = s->sel.lo ? s->sel.lo[y] : s->sel.xa, hi = s->sel.lo ? s->sel.hi[y] : s->sel.xb;
+        const int p = y >= s->y0 && y < s->y1 ? path[y - s->y0] : c;
+        a->cut[y] = lo;
+        a->cut[h + y] = p < hi ? p : hi;
+        b->cut[y] = p > lo ? p : lo;
+        b->cut[h + y] = hi;
+    }
+    a->sel.lo = a->cut;
+    a->sel.hi = a->cut + h;
+    b->sel.lo = b->cut;
+    b->sel.hi = b->cut + h;
+    int bx[4];
+    sel_box(k, group, &a->sel, bx);
+    a->x0 = bx[0], a->y0 = bx[1], a->x1 = bx[2], a->y1 = bx[3];
+    sel_box(k, group, &b->sel, bx);
+    b->x0 = bx[0], b->y0 = bx[1], b->x1 = bx[2], b->y1 = bx[3];
+    return HCR_OK;
+}
+
+/* Try to cut piece s into two; on success fill a and b (which own their
+ * bounds) and return 1. */
+static int try_split(hcr_model *m, const ink_map *k, const int *group, const seg *s, int H, seg *a,
+                     seg *b, hcr_status *err)
 {
     const int nc = hcr_model_num_classes(m);
-    const int w = s->xb - s->xa;
+    const int w = s->x1 - s->x0, bh = s->y1 - s->y0;
     int step = w / 30;
     if (step < 1) step = 1;
-    int lo = s->xa + w / 5, hi = s->xb - w / 5;
+    int lo = s->x0 + w / 5, hi = s->x1 - w / 5;
     int ncut = 0;
     for (int c = lo; c <= hi; c += step) ncut++;
     if (ncut == 0) return 0;
+    int B = w / 6; /* how far a cut may wander from its start */
+    if (B < 2) B = 2;
     uint8_t *px = malloc((size_t)(1 + 2 * ncut) * 784);
     float *pr = malloc(sizeof *pr * (size_t)(1 + 2 * ncut) * nc);
-    char *valid = calloc((size_t)ncut, 1);
+    int *paths = malloc(sizeof *paths * (size_t)ncut * bh);
+    double *cross = malloc(sizeof *cross * 2 * (size_t)ncut), *minh = cross + ncut;
+    double *D = malloc(sizeof *D * (size_t)bh * (2 * B + 1));
+    signed char *mv = malloc((size_t)bh * (2 * B + 1));
     int found = 0;
-    if (!px || !pr || !valid) {
+    if (!px || !pr || !paths || !cross || !D || !mv) {
         *err = hcr_fail(HCR_ENOMEM, "out of memory splitting characters");
         goto done;
     }
-    if ((*err = render_char(k, group, s->g, s->xa, s->xb, px, NULL))) goto done;
+    int sb[4];
+    const long sarea = sel_box(k, group, &s->sel, sb);
+    const double stroke = sel_stroke(k, group, &s->sel, sb, sarea);
+    if ((*err = render_char(k, group, &s->sel, px, NULL))) goto done;
     int i = 0;
     for (int c = lo; c <= hi; c += step, i++) {
-        valid[i] = render_char(k, group, s->g, s->xa, c, px + (size_t)(1 + 2 * i) * 784, NULL) == HCR_OK &&
-                   render_char(k, group, s->g, c, s->xb, px + (size_t)(2 + 2 * i) * 784, NULL) == HCR_OK;
+        int *path = paths + (size_t)i * bh;
+        cross[i] = seam(k, group, s, c, B, path, D, mv) / stroke;
+        seg l, r;
+        if ((*err = cut_seg(k, group, s, path, c, &l, &r))) goto done;
+        const int ok = render_char(k, group, &l.sel, px + (size_t)(1 + 2 * i) * 784, NULL) == HCR_OK &&
+                       render_char(k, group, &r.sel, px + (size_t)(2 + 2 * i) * 784, NULL) == HCR_OK;
+        const int lh = l.y1 - l.y0, rh = r.y1 - r.y0;
+        minh[i] = ok ? (double)(lh < rh ? lh : rh) / H : -1;
+        free(l.cut);
+        free(r.cut);
     }
     if ((*err = hcr_model_predict(m, px, 1 + 2 * ncut, pr))) goto done;
-    double whole = best_logp(pr, nc), best = -1e30;
-    if (bonus < SPLIT_SLOPE * (SURE_ASPECT - SPLIT_ASPECT) && whole >= log(SURE_P)) goto done;
-    int bestc = -1;
-    i = 0;
-    for (int c = lo; c <= hi; c += step, i++) {
-        if (!valid[i]) continue;
-        double sc = best_logp(pr + (size_t)(1 + 2 * i) * nc, nc) +
-                    best_logp(pr + (size_t)(2 + 2 * i) * nc, nc);
-        if (sc > best) {
-            best = sc;
-            bestc = c;
+    const double whole = best_logp(pr, nc);
+    double bz = -1e30;
+    int bi = -1;
+    for (i = 0; i < ncut; i++) {
+        if (minh[i] < 0) continue;
+        const double lpl = best_logp(pr + (size_t)(1 + 2 * i) * nc, nc),
+                     lpr = best_logp(pr + (size_t)(2 + 2 * i) * nc, nc);
+        const double z = SPLIT_BIAS + SPLIT_W * ((double)w / H - 1) + SPLIT_H * (minh[i] - 0.75) -
+                         SPLIT_CROSS * cross[i] + SPLIT_GAIN * (lpl + lpr - whole) - SPLIT_WHOLE * whole;
+        if (z > bz) {
+            bz = z;
+            bi = i;
         }
     }
-    if (bestc >= 0 && best + bonus > whole) {
-        *a = *s;
-        *b = *s;
-        a->xb = bestc;
-        b->xa = bestc;
-        a->x1 = bestc;
-        b->x0 = bestc;
+    if (bi >= 0 && bz > 0) {
+        if ((*err = cut_seg(k, group, s, paths + (size_t)bi * bh, lo + bi * step, a, b))) goto done;
         found = 1;
     }
 done:
     free(px);
     free(pr);
-    free(valid);
-    hcr_clear_error();
+    free(paths);
+    free(cross);
+    free(D);
+    free(mv);
+    if (!*err) hcr_clear_error();
     return found;
 }
 
@@ -813,7 +1059,7 @@ hcr_status hcr_read_line(hcr_model *m, const hcr_image *img, hcr_line *out)
     hcr_status s = ink_prepare(img, &k);
     if (s) return s;
     int *group = malloc(sizeof *group * ((size_t)k.ncomp + 1));
-    seg *segs = malloc(sizeof *segs * ((size_t)k.ncomp + 1));
+    seg *segs = calloc((size_t)k.ncomp + 1, sizeof *segs);
     uint8_t *px = NULL;
     float *pr = NULL;
     int n = 0;
@@ -826,7 +1072,7 @@ hcr_status hcr_read_line(hcr_model *m, const hcr_image *img, hcr_line *out)
         group[c] = -1;
         if (!k.comps[c].keep) continue;
         group[c] = n;
-        segs[n] = (seg){k.comps[c].x0, k.comps[c].y0, k.comps[c].x1, k.comps[c].y1, n, 0, 0};
+        segs[n] = (seg){k.comps[c].x0, k.comps[c].y0, k.comps[c].x1, k.comps[c].y1, {n, 0, k.w, NULL, NULL}, NULL};
         n++;
     }
     if (n > 1000) {
@@ -875,28 +1121,25 @@ hcr_status hcr_read_line(hcr_model *m, const hcr_image *img, hcr_line *out)
             changed = 1;
         }
     }
-    for (int i = 0; i < n; i++) {
-        segs[i].xa = segs[i].x0;
-        segs[i].xb = segs[i].x1;
-    }
     qsort(segs, (size_t)n, sizeof *segs, cmp_seg);
-    /* Split pieces much wider than a character (up to 3 cuts each). */
+    /* Split pieces wide enough to hold two characters. */
     for (int i = 0; i < n; i++) {
         seg *p = &segs[i];
-        int sw = p->xb - p->xa, sh = p->y1 - p->y0;
-        double aspect = (double)sw / (sh > 0.75 * H ? sh : 0.75 * H);
-        if (aspect < MIN_SPLIT_ASPECT) continue;
+        if (p->x1 - p->x0 < MIN_SPLIT_WIDTH * H) continue;
         seg a, b;
-        if (!try_split(m, &k, group, p, SPLIT_SLOPE * (aspect - SPLIT_ASPECT), &a, &b, &s)) {
+        if (!try_split(m, &k, group, p, H, &a, &b, &s)) {
             if (s) goto done;
             continue;
         }
         seg *ns = realloc(segs, sizeof *segs * ((size_t)n + 1));
         if (!ns) {
+            free(a.cut);
+            free(b.cut);
             s = hcr_fail(HCR_ENOMEM, "out of memory reading a line");
             goto done;
         }
         segs = ns;
+        free(segs[i].cut);
         memmove(&segs[i + 2], &segs[i + 1], sizeof *segs * (size_t)(n - i - 1));
         segs[i] = a;
         segs[i + 1] = b;
@@ -912,8 +1155,7 @@ hcr_status hcr_read_line(hcr_model *m, const hcr_image *img, hcr_line *out)
     }
     for (int i = 0; i < n; i++) {
         int box[4];
-        if ((s = render_char(&k, group, segs[i].g, segs[i].xa, segs[i].xb, px + (size_t)i * 784, box)))
-            goto done;
+        if ((s = render_char(&k, group, &segs[i].sel, px + (size_t)i * 784, box))) goto done;
         hcr_char *ch = &out->chars[i];
         ch->x = box[0];
         ch->y = box[1];
@@ -950,7 +1192,7 @@ done:
     free(px);
     free(pr);
     free(group);
-    free(segs);
+    seg_free_all(segs, n);
     ink_free(&k);
     if (s) hcr_line_free(out);
     return s;
@@ -1005,13 +1247,18 @@ hcr_status hcr_compose_number(const hcr_dataset *digits, int ndigits, int touchi
     hcr_status s = HCR_OK;
     if (!gl) return hcr_fail(HCR_ENOMEM, "out of memory");
     int maxh = 0, sumw = 0;
+    size_t tl = 0; /* length of the text so far */
     for (int d = 0; d < ndigits; d++) {
         int idx = (int)hcr_rng_below(&rng, (uint32_t)digits->count);
         const uint8_t *p = digits->pixels + (size_t)idx * R * C;
-        const char *nm = NULL;
-        int lab = digits->labels[idx];
-        (void)nm;
-        text[d] = lab < 10 ? (char)('0' + lab) : (char)('a' + lab - 10);
+        const char *nm = hcr_dataset_class_name(digits, digits->labels[idx]);
+        const size_t nl = strlen(nm);
+        if (tl + nl >= n) {
+            s = hcr_fail(HCR_EINVAL, "hcr_compose_number: the text does not fit %zu bytes", n);
+            goto done;
+        }
+        memcpy(text + tl, nm, nl);
+        tl += nl;
         int x0 = C, y0 = R, x1 = 0, y1 = 0;
         for (int y = 0; y < R; y++)
             for (int x = 0; x < C; x++)
@@ -1047,7 +1294,7 @@ hcr_status hcr_compose_number(const hcr_dataset *digits, int ndigits, int touchi
         if (gh > maxh) maxh = gh;
         sumw += gw;
     }
-    text[ndigits] = '\0';
+    text[tl] = '\0';
     const int pair = touching ? 1 + (int)hcr_rng_below(&rng, (uint32_t)(ndigits - 1)) : -1;
     const int ch = maxh + 6 + 2 * M, cw = sumw + 8 * ndigits + 2 * M;
     const int base = M + 3 + maxh;

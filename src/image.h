@@ -28,9 +28,19 @@ typedef struct ink_map {
 hcr_status ink_prepare(const hcr_image *img, ink_map *k);
 void ink_free(ink_map *k);
 
-/* Render the components c with group[c] == g, columns [xa, xb), to 28x28
- * MNIST style; box (may be NULL) gets x, y, w, h in input pixels. */
-hcr_status render_char(const ink_map *k, const int *group, int g, int xa, int xb,
-                       uint8_t out[28 * 28], int box[4]);
+/* A character: the ink of the components c with group[c] == g, within
+ * columns [xa, xb) and, for a piece cut out of touching characters, within
+ * [lo[y], hi[y]) on each row y (lo and hi have one entry per row, or are
+ * NULL). */
+typedef struct ink_sel {
+    int g;
+    int xa, xb;
+    const int *lo, *hi;
+} ink_sel;
+
+/* Render a character to 28x28 MNIST style; box (may be NULL) gets x, y, w,
+ * h of its ink in input pixels. */
+hcr_status render_char(const ink_map *k, const int *group, const ink_sel *sel, uint8_t out[28 * 28],
+                       int box[4]);
 
 #endif

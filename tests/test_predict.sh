@@ -25,6 +25,14 @@ for f in "$TMP"/separate-0*.png; do
     [ "$got" = "$want" ] && right=$((right + 1))
 done
 [ "$right" -ge 6 ] && ok || bad "read: only $right of 10 generated numbers read exactly"
+# with a touching pair: the pair is cut apart (as a file, as in --eval)
+right=0
+for f in "$TMP"/touching-0*.png; do
+    want=$(basename "$f" .png | sed 's/.*-//')
+    got=$("$HCR" read "$M" "$f" --min-confidence 0 2>/dev/null)
+    [ "$got" = "$want" ] && right=$((right + 1))
+done
+[ "$right" -ge 6 ] && ok || bad "read: only $right of 10 numbers with a touching pair read exactly"
 f=$(ls "$TMP"/separate-00-*.png)
 "$HCR" read "$M" "$f" --json --min-confidence 0 >"$TMP/read.json" 2>&1
 python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert len(d["characters"])==len(d["text"]) and all(len(c["box"])==4 and 0<c["confidence"]<=1 for c in d["characters"])' "$TMP/read.json" && ok || bad "read --json: $(cat "$TMP/read.json")"
