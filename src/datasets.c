@@ -76,6 +76,15 @@ const hcr_dataset_info *hcr_dataset_find(const char *name)
     return NULL;
 }
 
+void dataset_known_list(char *buf, size_t n)
+{
+    buf[0] = '\0';
+    for (int i = 0; i < NKNOWN; i++) {
+        size_t u = strlen(buf);
+        snprintf(buf + u, n - u, "%s%s", i ? ", " : "", known[i].name);
+    }
+}
+
 static bool is_emnist(const hcr_dataset_info *d) { return strncmp(d->name, "emnist-", 7) == 0; }
 
 static bool is_dir(const char *path)
@@ -572,12 +581,9 @@ hcr_status hcr_dataset_load(const char *name, const char *dir, const char *split
 
     const hcr_dataset_info *d = hcr_dataset_find(name);
     if (!d) {
-        char list[512] = "";
-        for (int i = 0; i < NKNOWN; i++) {
-            size_t u = strlen(list);
-            snprintf(list + u, sizeof list - u, "%s, ", known[i].name);
-        }
-        return hcr_fail(HCR_EINVAL, "unknown dataset '%s' (known: %sor idx:DIR for a folder of "
+        char list[512];
+        dataset_known_list(list, sizeof list);
+        return hcr_fail(HCR_EINVAL, "unknown dataset '%s' (known: %s, or idx:DIR for a folder of "
                                     "IDX files)", name, list);
     }
     char where[PATH_SIZE];

@@ -871,11 +871,8 @@ hcr_status hcr_fetch_dataset(const char *name, const char *dir, FILE *log,
     if (dir_out && n) dir_out[0] = '\0';
     const hcr_dataset_info *info = hcr_dataset_find(name);
     if (!info) {
-        char list[512] = "";
-        for (int i = 0; i < hcr_dataset_known_count(); i++) {
-            size_t u = strlen(list);
-            snprintf(list + u, sizeof list - u, "%s%s", i ? ", " : "", hcr_dataset_known(i)->name);
-        }
+        char list[512];
+        dataset_known_list(list, sizeof list);
         return hcr_fail(HCR_EINVAL, "unknown dataset '%s' (known: %s)", name ? name : "(null)", list);
     }
     const bool given = dir && *dir;

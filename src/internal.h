@@ -54,6 +54,8 @@ hcr_status dataset_system_dir(const char *name, char *buf, size_t n);
 /* Parse an EMNIST mapping file into n class names; first is its first label. */
 hcr_status dataset_parse_mapping(const char *path, char ***names, int *n, int *first);
 void dataset_free_class_names(hcr_dataset *ds);
+/* The known datasets' names, comma-separated, into buf (size n). */
+void dataset_known_list(char *buf, size_t n);
 
 /* train.c: image `src` (rows x cols) copied to dst moved by (dx, dy) pixels
  * (blank where it moved away from), mirrored left to right if `flip`

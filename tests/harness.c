@@ -23,6 +23,23 @@ const char *harness_tmpdir(void)
     return tmpdir;
 }
 
+const char *harness_tmp_path(const char *name)
+{
+    static char buf[8][600];
+    static int next;
+    char *p = buf[next++ % 8];
+    snprintf(p, sizeof buf[0], "%s/%s", harness_tmpdir(), name);
+    return p;
+}
+
+void harness_be32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)(v >> 24);
+    p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8);
+    p[3] = (unsigned char)v;
+}
+
 static void remove_tmpdir(void)
 {
     if (tmpdir[0]) {

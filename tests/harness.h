@@ -8,6 +8,8 @@
 #ifndef HCR_TEST_HARNESS_H
 #define HCR_TEST_HARNESS_H
 
+#include <stdint.h>
+
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -63,6 +65,10 @@ int harness_main(int argc, char **argv, const harness_test *tests, int n);
 
 /* A scratch directory for this test program, created on first use. */
 const char *harness_tmpdir(void);
+/* "<harness_tmpdir()>/<name>"; the last 8 results stay valid. */
+const char *harness_tmp_path(const char *name);
+/* v as 4 big-endian bytes (IDX headers). */
+void harness_be32(unsigned char *p, uint32_t v);
 
 #define TEST(fn) { #fn, fn }
 #define TEST_MAIN(...)                                                          \

@@ -20,15 +20,6 @@
 
 /* ------------------------------------------------------------- helpers */
 
-static const char *tmp_path(const char *name)
-{
-    static char buf[8][512];
-    static int next;
-    char *p = buf[next++ % 8];
-    snprintf(p, sizeof buf[0], "%s/%s", harness_tmpdir(), name);
-    return p;
-}
-
 static void write_raw(const char *path, const void *data, size_t n)
 {
     FILE *f = fopen(path, "wb");
@@ -63,24 +54,16 @@ static uint8_t *read_all(const char *path, size_t *n)
     return b;
 }
 
-static void put_be32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
 /* An IDX image file: header + count*rows*cols pixels (i*7+3 mod 256). */
 static uint8_t *make_images(uint32_t magic, uint32_t count, uint32_t rows, uint32_t cols, size_t *n)
 {
     size_t data = (size_t)count * rows * cols;
     *n = 16 + data;
     uint8_t *b = malloc(*n);
-    put_be32(b, magic);
-    put_be32(b + 4, count);
-    put_be32(b + 8, rows);
-    put_be32(b + 12, cols);
+    harness_be32(b, magic);
+    harness_be32(b + 4, count);
+    harness_be32(b + 8, rows);
+    harness_be32(b + 12, cols);
     for (size_t i = 0; i < data; i++) b[16 + i] = (uint8_t)(i * 7 + 3);
     return b;
 }
@@ -89,8 +72,8 @@ static uint8_t *make_labels(uint32_t count, const uint8_t *labels, size_t *n)
 {
     *n = 8 + count;
     uint8_t *b = malloc(*n);
-    put_be32(b, 0x801);
-    put_be32(b + 4, count);
+    harness_be32(b, 0x801);
+    harness_be32(b + 4, count);
     memcpy(b + 8, labels, count);
     return b;
 }
@@ -103,12 +86,12 @@ static void write_tiny(void)
 {
     size_t n;
     uint8_t *b = make_images(0x803, 5, 3, 4, &n);
-    write_raw(tmp_path("tiny-images"), b, n);
-    write_gz(tmp_path("tiny-images.gz"), b, n);
+    write_raw(harness_tmp_path("tiny-images"), b, n);
+    write_gz(harness_tmp_path("tiny-images.gz"), b, n);
     free(b);
     b = make_labels(5, tiny_labels, &n);
-    write_raw(tmp_path("tiny-labels"), b, n);
-    write_gz(tmp_path("tiny-labels.gz"), b, n);
+    write_raw(harness_tmp_path("tiny-labels"), b, n);
+    write_gz(harness_tmp_path("tiny-labels.gz"), b, n);
     free(b);
 }
 
@@ -196,11 +179,11 @@ static void test_tiny_raw_and_gz(void)
     write_tiny();
     char hex[65];
     hcr_dataset *a = NULL, *b = NULL, *c = NULL;
-    CHECK_MSG(hcr_dataset_load_idx(tmp_path("tiny-images"), tmp_path("tiny-labels"), &a) == HCR_OK,
+    CHECK_MSG(hcr_dataset_load_idx(harness_tmp_path("tiny-images"), harness_tmp_path("tiny-labels"), &a) == HCR_OK,
               "%s", hcr_last_error());
-    CHECK_MSG(hcr_dataset_load_idx(tmp_path("tiny-images.gz"), tmp_path("tiny-labels.gz"), &b) == HCR_OK,
+    CHECK_MSG(hcr_dataset_load_idx(harness_tmp_path("tiny-images.gz"), harness_tmp_path("tiny-labels.gz"), &b) == HCR_OK,
               "%s", hcr_last_error());
-    CHECK_MSG(hcr_dataset_load_idx(tmp_path("tiny-images.gz"), tmp_path("tiny-labels"), &c) == HCR_OK,
+    CHECK_MSG(hcr_dataset_load_idx(harness_tmp_path("tiny-images.gz"), harness_tmp_path("tiny-labels"), &c) == HCR_OK,
               "%s", hcr_last_error());
     if (a && b && c) {
         check_tiny(a);
@@ -210,9 +193,9 @@ static void test_tiny_raw_and_gz(void)
         CHECK(strcmp(a->images_sha256, b->images_sha256) == 0);
         CHECK(strcmp(a->labels_sha256, b->labels_sha256) == 0);
         CHECK(strcmp(a->images_sha256, a->labels_sha256) != 0);
-        CHECK(hcr_file_sha256(tmp_path("tiny-images"), hex) == HCR_OK);
+        CHECK(hcr_file_sha256(harness_tmp_path("tiny-images"), hex) == HCR_OK);
         CHECK(strcmp(hex, a->images_sha256) == 0);
-        CHECK(hcr_file_sha256(tmp_path("tiny-labels.gz"), hex) == HCR_OK);
+        CHECK(hcr_file_sha256(harness_tmp_path("tiny-labels.gz"), hex) == HCR_OK);
         CHECK(strcmp(hex, a->labels_sha256) == 0);
     }
     hcr_dataset_free(a);
@@ -226,17 +209,17 @@ static void test_file_sha256(void)
     char hex[65];
     /* FIPS 180-2 test vector: SHA-256("abc"). */
     const char *abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
-    write_raw(tmp_path("abc"), "abc", 3);
-    write_gz(tmp_path("abc.gz"), "abc", 3);
-    CHECK(hcr_file_sha256(tmp_path("abc"), hex) == HCR_OK);
+    write_raw(harness_tmp_path("abc"), "abc", 3);
+    write_gz(harness_tmp_path("abc.gz"), "abc", 3);
+    CHECK(hcr_file_sha256(harness_tmp_path("abc"), hex) == HCR_OK);
     CHECK(strcmp(hex, abc) == 0);
-    CHECK(hcr_file_sha256(tmp_path("abc.gz"), hex) == HCR_OK);
+    CHECK(hcr_file_sha256(harness_tmp_path("abc.gz"), hex) == HCR_OK);
     CHECK(strcmp(hex, abc) == 0);
     /* SHA-256 of nothing. */
-    write_raw(tmp_path("empty-sha"), "", 0);
-    CHECK(hcr_file_sha256(tmp_path("empty-sha"), hex) == HCR_OK);
+    write_raw(harness_tmp_path("empty-sha"), "", 0);
+    CHECK(hcr_file_sha256(harness_tmp_path("empty-sha"), hex) == HCR_OK);
     CHECK(strcmp(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855") == 0);
-    CHECK(hcr_file_sha256(tmp_path("no-such-file"), hex) == HCR_EIO);
+    CHECK(hcr_file_sha256(harness_tmp_path("no-such-file"), hex) == HCR_EIO);
     CHECK_CONTAINS(hcr_last_error(), "no-such-file");
 }
 
@@ -245,21 +228,21 @@ static void test_file_sha256(void)
 static void test_missing_and_empty(void)
 {
     write_tiny();
-    expect_fail(tmp_path("does-not-exist"), tmp_path("tiny-labels"), HCR_EIO, "does-not-exist: cannot open");
-    expect_fail(tmp_path("tiny-images"), tmp_path("nope-labels"), HCR_EIO, "nope-labels: cannot open");
-    expect_fail(harness_tmpdir(), tmp_path("tiny-labels"), HCR_EIO, "is a directory");
-    write_raw(tmp_path("empty"), "", 0);
-    expect_fail(tmp_path("empty"), tmp_path("tiny-labels"), HCR_EFORMAT, "empty: empty file, expected an IDX image file");
-    expect_fail(tmp_path("tiny-images"), tmp_path("empty"), HCR_EFORMAT, "empty file, expected an IDX label file");
-    write_gz(tmp_path("empty.gz"), "", 0);
-    expect_fail(tmp_path("empty.gz"), tmp_path("tiny-labels"), HCR_EFORMAT, "empty file");
+    expect_fail(harness_tmp_path("does-not-exist"), harness_tmp_path("tiny-labels"), HCR_EIO, "does-not-exist: cannot open");
+    expect_fail(harness_tmp_path("tiny-images"), harness_tmp_path("nope-labels"), HCR_EIO, "nope-labels: cannot open");
+    expect_fail(harness_tmpdir(), harness_tmp_path("tiny-labels"), HCR_EIO, "is a directory");
+    write_raw(harness_tmp_path("empty"), "", 0);
+    expect_fail(harness_tmp_path("empty"), harness_tmp_path("tiny-labels"), HCR_EFORMAT, "empty: empty file, expected an IDX image file");
+    expect_fail(harness_tmp_path("tiny-images"), harness_tmp_path("empty"), HCR_EFORMAT, "empty file, expected an IDX label file");
+    write_gz(harness_tmp_path("empty.gz"), "", 0);
+    expect_fail(harness_tmp_path("empty.gz"), harness_tmp_path("tiny-labels"), HCR_EFORMAT, "empty file");
     /* A header cut short. */
     size_t n;
     uint8_t *b = make_images(0x803, 5, 3, 4, &n);
-    write_raw(tmp_path("short-header"), b, 10);
-    expect_fail(tmp_path("short-header"), tmp_path("tiny-labels"), HCR_EFORMAT, "truncated header");
-    write_raw(tmp_path("short-magic"), b, 2);
-    expect_fail(tmp_path("short-magic"), tmp_path("tiny-labels"), HCR_EFORMAT, "truncated header");
+    write_raw(harness_tmp_path("short-header"), b, 10);
+    expect_fail(harness_tmp_path("short-header"), harness_tmp_path("tiny-labels"), HCR_EFORMAT, "truncated header");
+    write_raw(harness_tmp_path("short-magic"), b, 2);
+    expect_fail(harness_tmp_path("short-magic"), harness_tmp_path("tiny-labels"), HCR_EFORMAT, "truncated header");
     free(b);
 }
 
@@ -267,31 +250,31 @@ static void test_bad_magic_type_dims(void)
 {
     write_tiny();
     /* A label file where images are expected, and the other way round. */
-    expect_fail(tmp_path("tiny-labels"), tmp_path("tiny-labels"), HCR_EFORMAT,
+    expect_fail(harness_tmp_path("tiny-labels"), harness_tmp_path("tiny-labels"), HCR_EFORMAT,
                 "tiny-labels: bad magic 0x00000801, expected 0x00000803 (an IDX image file)");
-    expect_fail(tmp_path("tiny-images"), tmp_path("tiny-images"), HCR_EFORMAT,
+    expect_fail(harness_tmp_path("tiny-images"), harness_tmp_path("tiny-images"), HCR_EFORMAT,
                 "bad magic 0x00000803, expected 0x00000801 (an IDX label file)");
     /* Not IDX at all. */
-    write_raw(tmp_path("png"), "\x89PNG\r\n\x1a\n........", 16);
-    expect_fail(tmp_path("png"), tmp_path("tiny-labels"), HCR_EFORMAT, "bad magic 0x89504e47");
-    expect_fail(tmp_path("png"), tmp_path("tiny-labels"), HCR_EFORMAT, "not an IDX file");
+    write_raw(harness_tmp_path("png"), "\x89PNG\r\n\x1a\n........", 16);
+    expect_fail(harness_tmp_path("png"), harness_tmp_path("tiny-labels"), HCR_EFORMAT, "bad magic 0x89504e47");
+    expect_fail(harness_tmp_path("png"), harness_tmp_path("tiny-labels"), HCR_EFORMAT, "not an IDX file");
 
     size_t n;
     uint8_t *b = make_images(0x903, 5, 3, 4, &n); /* signed byte */
-    write_raw(tmp_path("dtype"), b, n);
-    expect_fail(tmp_path("dtype"), tmp_path("tiny-labels"), HCR_EFORMAT, "data type 0x09 is not unsigned byte");
+    write_raw(harness_tmp_path("dtype"), b, n);
+    expect_fail(harness_tmp_path("dtype"), harness_tmp_path("tiny-labels"), HCR_EFORMAT, "data type 0x09 is not unsigned byte");
     free(b);
     b = make_images(0xD03, 5, 3, 4, &n); /* float */
-    write_gz(tmp_path("dtype-float.gz"), b, n);
-    expect_fail(tmp_path("dtype-float.gz"), tmp_path("tiny-labels"), HCR_EFORMAT, "data type 0x0d");
+    write_gz(harness_tmp_path("dtype-float.gz"), b, n);
+    expect_fail(harness_tmp_path("dtype-float.gz"), harness_tmp_path("tiny-labels"), HCR_EFORMAT, "data type 0x0d");
     free(b);
     b = make_images(0x802, 5, 3, 4, &n); /* two dimensions */
-    write_raw(tmp_path("dims"), b, n);
-    expect_fail(tmp_path("dims"), tmp_path("tiny-labels"), HCR_EFORMAT, "2 dimensions, expected 3");
+    write_raw(harness_tmp_path("dims"), b, n);
+    expect_fail(harness_tmp_path("dims"), harness_tmp_path("tiny-labels"), HCR_EFORMAT, "2 dimensions, expected 3");
     free(b);
     b = make_images(0x804, 5, 3, 4, &n); /* four dimensions */
-    write_raw(tmp_path("dims4"), b, n);
-    expect_fail(tmp_path("dims4"), tmp_path("tiny-labels"), HCR_EFORMAT, "4 dimensions, expected 3");
+    write_raw(harness_tmp_path("dims4"), b, n);
+    expect_fail(harness_tmp_path("dims4"), harness_tmp_path("tiny-labels"), HCR_EFORMAT, "4 dimensions, expected 3");
     free(b);
 }
 
@@ -300,29 +283,29 @@ static void test_zero_and_huge_dimensions(void)
     write_tiny();
     size_t n;
     uint8_t *b = make_images(0x803, 5, 0, 4, &n);
-    write_raw(tmp_path("zero-rows"), b, n);
-    expect_fail(tmp_path("zero-rows"), tmp_path("tiny-labels"), HCR_EFORMAT, "dimension 2 of 3 is zero");
+    write_raw(harness_tmp_path("zero-rows"), b, n);
+    expect_fail(harness_tmp_path("zero-rows"), harness_tmp_path("tiny-labels"), HCR_EFORMAT, "dimension 2 of 3 is zero");
     free(b);
     b = make_images(0x803, 0, 3, 4, &n);
-    write_raw(tmp_path("zero-count"), b, n);
-    expect_fail(tmp_path("zero-count"), tmp_path("tiny-labels"), HCR_EFORMAT, "dimension 1 of 3 is zero");
+    write_raw(harness_tmp_path("zero-count"), b, n);
+    expect_fail(harness_tmp_path("zero-count"), harness_tmp_path("tiny-labels"), HCR_EFORMAT, "dimension 1 of 3 is zero");
     free(b);
     uint8_t zero_labels[8] = {0, 0, 8, 1, 0, 0, 0, 0};
-    write_raw(tmp_path("zero-labels"), zero_labels, 8);
-    expect_fail(tmp_path("tiny-images"), tmp_path("zero-labels"), HCR_EFORMAT, "dimension 1 of 1 is zero");
+    write_raw(harness_tmp_path("zero-labels"), zero_labels, 8);
+    expect_fail(harness_tmp_path("tiny-images"), harness_tmp_path("zero-labels"), HCR_EFORMAT, "dimension 1 of 1 is zero");
 
     uint8_t hdr[16 + 8];
     memset(hdr, 0, sizeof hdr);
-    put_be32(hdr, 0x803);
-    put_be32(hdr + 4, 5);
-    put_be32(hdr + 8, 4097);
-    put_be32(hdr + 12, 4);
-    write_raw(tmp_path("wide"), hdr, sizeof hdr);
-    expect_fail(tmp_path("wide"), tmp_path("tiny-labels"), HCR_EFORMAT, "image size 4097x4 exceeds the limit of 4096x4096");
-    put_be32(hdr + 4, 0x80000000u);
-    put_be32(hdr + 8, 4);
-    write_raw(tmp_path("many"), hdr, sizeof hdr);
-    expect_fail(tmp_path("many"), tmp_path("tiny-labels"), HCR_EFORMAT, "2147483648 images, more than the limit");
+    harness_be32(hdr, 0x803);
+    harness_be32(hdr + 4, 5);
+    harness_be32(hdr + 8, 4097);
+    harness_be32(hdr + 12, 4);
+    write_raw(harness_tmp_path("wide"), hdr, sizeof hdr);
+    expect_fail(harness_tmp_path("wide"), harness_tmp_path("tiny-labels"), HCR_EFORMAT, "image size 4097x4 exceeds the limit of 4096x4096");
+    harness_be32(hdr + 4, 0x80000000u);
+    harness_be32(hdr + 8, 4);
+    write_raw(harness_tmp_path("many"), hdr, sizeof hdr);
+    expect_fail(harness_tmp_path("many"), harness_tmp_path("tiny-labels"), HCR_EFORMAT, "2147483648 images, more than the limit");
 }
 
 /* Headers that claim far more data than the file holds must fail with
@@ -333,23 +316,23 @@ static void test_hostile_header(void)
     write_tiny();
     uint8_t hdr[16 + 84];
     for (size_t i = 0; i < sizeof hdr; i++) hdr[i] = (uint8_t)i;
-    put_be32(hdr, 0x803);
-    put_be32(hdr + 4, 0x7fffffffu);
-    put_be32(hdr + 8, 4096);
-    put_be32(hdr + 12, 4096);
-    write_raw(tmp_path("hostile"), hdr, sizeof hdr);
-    expect_fail(tmp_path("hostile"), tmp_path("tiny-labels"), HCR_EFORMAT,
+    harness_be32(hdr, 0x803);
+    harness_be32(hdr + 4, 0x7fffffffu);
+    harness_be32(hdr + 8, 4096);
+    harness_be32(hdr + 12, 4096);
+    write_raw(harness_tmp_path("hostile"), hdr, sizeof hdr);
+    expect_fail(harness_tmp_path("hostile"), harness_tmp_path("tiny-labels"), HCR_EFORMAT,
                 "hostile: truncated: header says 2147483647 images of 4096x4096 (36028797002186752 bytes) "
                 "but the file has 84 bytes of data");
-    write_gz(tmp_path("hostile.gz"), hdr, sizeof hdr);
-    CHECK(file_size(tmp_path("hostile.gz")) < 200);
-    expect_fail(tmp_path("hostile.gz"), tmp_path("tiny-labels"), HCR_EFORMAT,
+    write_gz(harness_tmp_path("hostile.gz"), hdr, sizeof hdr);
+    CHECK(file_size(harness_tmp_path("hostile.gz")) < 200);
+    expect_fail(harness_tmp_path("hostile.gz"), harness_tmp_path("tiny-labels"), HCR_EFORMAT,
                 "truncated: header says 2147483647 images of 4096x4096 (36028797002186752 bytes) "
                 "but the file has 84 bytes of data (after decompression)");
     /* A labels file claiming 2^31-1 labels. */
     uint8_t lhdr[8 + 5] = {0, 0, 8, 1, 0x7f, 0xff, 0xff, 0xff, 1, 2, 3, 4, 5};
-    write_gz(tmp_path("hostile-labels.gz"), lhdr, sizeof lhdr);
-    expect_fail(tmp_path("tiny-images"), tmp_path("hostile-labels.gz"), HCR_EFORMAT,
+    write_gz(harness_tmp_path("hostile-labels.gz"), lhdr, sizeof lhdr);
+    expect_fail(harness_tmp_path("tiny-images"), harness_tmp_path("hostile-labels.gz"), HCR_EFORMAT,
                 "truncated: header says 2147483647 labels");
 }
 
@@ -358,31 +341,31 @@ static void test_truncated_and_trailing(void)
     write_tiny();
     size_t n;
     uint8_t *b = make_images(0x803, 5, 3, 4, &n); /* 16 + 60 bytes */
-    write_raw(tmp_path("cut"), b, n - 1);
-    expect_fail(tmp_path("cut"), tmp_path("tiny-labels"), HCR_EFORMAT,
+    write_raw(harness_tmp_path("cut"), b, n - 1);
+    expect_fail(harness_tmp_path("cut"), harness_tmp_path("tiny-labels"), HCR_EFORMAT,
                 "cut: truncated: header says 5 images of 3x4 (60 bytes) but the file has 59 bytes of data");
-    write_gz(tmp_path("cut.gz"), b, n - 20);
-    expect_fail(tmp_path("cut.gz"), tmp_path("tiny-labels"), HCR_EFORMAT,
+    write_gz(harness_tmp_path("cut.gz"), b, n - 20);
+    expect_fail(harness_tmp_path("cut.gz"), harness_tmp_path("tiny-labels"), HCR_EFORMAT,
                 "cut.gz: truncated: header says 5 images of 3x4 (60 bytes) but the file has 40 bytes");
 
     uint8_t *longer = malloc(n + 3);
     memcpy(longer, b, n);
     memcpy(longer + n, "xyz", 3);
-    write_raw(tmp_path("long"), longer, n + 3);
-    expect_fail(tmp_path("long"), tmp_path("tiny-labels"), HCR_EFORMAT,
+    write_raw(harness_tmp_path("long"), longer, n + 3);
+    expect_fail(harness_tmp_path("long"), harness_tmp_path("tiny-labels"), HCR_EFORMAT,
                 "long: trailing garbage: header says 5 images of 3x4 (60 bytes) but the file has 63 bytes");
-    write_gz(tmp_path("long.gz"), longer, n + 3);
-    expect_fail(tmp_path("long.gz"), tmp_path("tiny-labels"), HCR_EFORMAT, "long.gz: trailing garbage");
-    expect_fail(tmp_path("long.gz"), tmp_path("tiny-labels"), HCR_EFORMAT, "3 more bytes");
+    write_gz(harness_tmp_path("long.gz"), longer, n + 3);
+    expect_fail(harness_tmp_path("long.gz"), harness_tmp_path("tiny-labels"), HCR_EFORMAT, "long.gz: trailing garbage");
+    expect_fail(harness_tmp_path("long.gz"), harness_tmp_path("tiny-labels"), HCR_EFORMAT, "3 more bytes");
     free(longer);
     free(b);
 
     uint8_t labels[8 + 6];
     memset(labels, 1, sizeof labels);
-    put_be32(labels, 0x801);
-    put_be32(labels + 4, 5);
-    write_raw(tmp_path("long-labels"), labels, sizeof labels);
-    expect_fail(tmp_path("tiny-images"), tmp_path("long-labels"), HCR_EFORMAT, "long-labels: trailing garbage");
+    harness_be32(labels, 0x801);
+    harness_be32(labels + 4, 5);
+    write_raw(harness_tmp_path("long-labels"), labels, sizeof labels);
+    expect_fail(harness_tmp_path("tiny-images"), harness_tmp_path("long-labels"), HCR_EFORMAT, "long-labels: trailing garbage");
 }
 
 static void test_count_mismatch(void)
@@ -390,10 +373,10 @@ static void test_count_mismatch(void)
     write_tiny();
     size_t n;
     uint8_t *b = make_labels(4, tiny_labels, &n);
-    write_raw(tmp_path("four-labels"), b, n);
+    write_raw(harness_tmp_path("four-labels"), b, n);
     free(b);
-    expect_fail(tmp_path("tiny-images"), tmp_path("four-labels"), HCR_EFORMAT, "tiny-images: 5 images but 4 labels in ");
-    expect_fail(tmp_path("tiny-images"), tmp_path("four-labels"), HCR_EFORMAT, "four-labels");
+    expect_fail(harness_tmp_path("tiny-images"), harness_tmp_path("four-labels"), HCR_EFORMAT, "tiny-images: 5 images but 4 labels in ");
+    expect_fail(harness_tmp_path("tiny-images"), harness_tmp_path("four-labels"), HCR_EFORMAT, "four-labels");
 }
 
 static void test_corrupt_gzip(void)
@@ -403,41 +386,41 @@ static void test_corrupt_gzip(void)
     size_t n;
     uint8_t *b = make_images(0x803, 200, 28, 28, &n);
     for (size_t i = 16; i < n; i++) b[i] = (uint8_t)((i * 2654435761u) >> 13);
-    write_gz(tmp_path("big.gz"), b, n);
+    write_gz(harness_tmp_path("big.gz"), b, n);
     uint8_t lab[200] = {0};
     size_t ln;
     uint8_t *l = make_labels(200, lab, &ln);
-    write_raw(tmp_path("big-labels"), l, ln);
+    write_raw(harness_tmp_path("big-labels"), l, ln);
     free(l);
     free(b);
 
     hcr_dataset *ds = NULL;
-    CHECK_MSG(hcr_dataset_load_idx(tmp_path("big.gz"), tmp_path("big-labels"), &ds) == HCR_OK, "%s", hcr_last_error());
+    CHECK_MSG(hcr_dataset_load_idx(harness_tmp_path("big.gz"), harness_tmp_path("big-labels"), &ds) == HCR_OK, "%s", hcr_last_error());
     CHECK(ds && ds->num_classes == 1);
     hcr_dataset_free(ds);
 
     size_t gn;
-    uint8_t *g = read_all(tmp_path("big.gz"), &gn);
+    uint8_t *g = read_all(harness_tmp_path("big.gz"), &gn);
     CHECK(gn > 1000);
     /* The compressed stream cut in half. */
-    write_raw(tmp_path("half.gz"), g, gn / 2);
-    expect_fail(tmp_path("half.gz"), tmp_path("big-labels"), HCR_EFORMAT, "half.gz: corrupt gzip data");
-    expect_fail(tmp_path("half.gz"), tmp_path("big-labels"), HCR_EFORMAT, "truncated");
+    write_raw(harness_tmp_path("half.gz"), g, gn / 2);
+    expect_fail(harness_tmp_path("half.gz"), harness_tmp_path("big-labels"), HCR_EFORMAT, "half.gz: corrupt gzip data");
+    expect_fail(harness_tmp_path("half.gz"), harness_tmp_path("big-labels"), HCR_EFORMAT, "truncated");
     /* Only the 8-byte trailer (CRC, length) missing: all data is there. */
-    write_raw(tmp_path("notrailer.gz"), g, gn - 8);
-    expect_fail(tmp_path("notrailer.gz"), tmp_path("big-labels"), HCR_EFORMAT, "corrupt gzip data");
+    write_raw(harness_tmp_path("notrailer.gz"), g, gn - 8);
+    expect_fail(harness_tmp_path("notrailer.gz"), harness_tmp_path("big-labels"), HCR_EFORMAT, "corrupt gzip data");
     /* A flipped bit in the CRC. */
     g[gn - 6] ^= 0x40;
-    write_raw(tmp_path("badcrc.gz"), g, gn);
-    expect_fail(tmp_path("badcrc.gz"), tmp_path("big-labels"), HCR_EFORMAT, "corrupt gzip data");
+    write_raw(harness_tmp_path("badcrc.gz"), g, gn);
+    expect_fail(harness_tmp_path("badcrc.gz"), harness_tmp_path("big-labels"), HCR_EFORMAT, "corrupt gzip data");
     g[gn - 6] ^= 0x40;
     /* Garbage in the middle of the deflate stream. */
     for (size_t i = gn / 3; i < gn / 3 + 64; i++) g[i] = 0xff;
-    write_raw(tmp_path("garbled.gz"), g, gn);
-    expect_fail(tmp_path("garbled.gz"), tmp_path("big-labels"), HCR_EFORMAT, "corrupt gzip data");
+    write_raw(harness_tmp_path("garbled.gz"), g, gn);
+    expect_fail(harness_tmp_path("garbled.gz"), harness_tmp_path("big-labels"), HCR_EFORMAT, "corrupt gzip data");
     char hex[65];
-    CHECK(hcr_file_sha256(tmp_path("garbled.gz"), hex) == HCR_EFORMAT);
-    CHECK(hcr_file_sha256(tmp_path("half.gz"), hex) == HCR_EFORMAT);
+    CHECK(hcr_file_sha256(harness_tmp_path("garbled.gz"), hex) == HCR_EFORMAT);
+    CHECK(hcr_file_sha256(harness_tmp_path("half.gz"), hex) == HCR_EFORMAT);
     free(g);
 }
 
@@ -447,7 +430,7 @@ static void test_slice(void)
 {
     write_tiny();
     hcr_dataset *ds = NULL, *s = (hcr_dataset *)&ds;
-    CHECK(hcr_dataset_load_idx(tmp_path("tiny-images"), tmp_path("tiny-labels"), &ds) == HCR_OK);
+    CHECK(hcr_dataset_load_idx(harness_tmp_path("tiny-images"), harness_tmp_path("tiny-labels"), &ds) == HCR_OK);
     if (!ds) return;
     CHECK(hcr_dataset_slice(ds, 1, 3, &s) == HCR_OK);
     if (s) {
@@ -485,13 +468,13 @@ static void test_load_dir_names(void)
 {
     /* A missing directory names itself. */
     hcr_dataset *ds = (hcr_dataset *)&ds;
-    CHECK(hcr_dataset_load_dir(tmp_path("no-such-dir"), "train", &ds) == HCR_EIO);
+    CHECK(hcr_dataset_load_dir(harness_tmp_path("no-such-dir"), "train", &ds) == HCR_EIO);
     CHECK(ds == NULL);
     CHECK_CONTAINS(hcr_last_error(), "no-such-dir");
     CHECK_CONTAINS(hcr_last_error(), "train-images-idx3-ubyte");
 
     /* An empty directory lists every name tried. */
-    const char *dir = tmp_path("dir-empty");
+    const char *dir = harness_tmp_path("dir-empty");
     CHECK(mkdir(dir, 0755) == 0);
     CHECK(hcr_dataset_load_dir(dir, "t10k", &ds) == HCR_EIO);
     CHECK_CONTAINS(hcr_last_error(), "dir-empty");

