@@ -46,17 +46,24 @@
  * strokes, and the model reads it whole. The model's confidence alone
  * cannot tell them apart: it reads halves of characters as confidently as
  * characters. The weights are a logistic regression on numbers composed
- * from MNIST *training* digits, rounded, with the bias lowered by one
- * (from 3) because cutting a character that stands alone is the worse
- * mistake: most handwriting does not touch. Pieces narrower than
- * MIN_SPLIT_WIDTH line heights are not tried. */
-#define SPLIT_BIAS 2.0
+ * from MNIST *training* digits, rounded, with the bias lowered from 3 to
+ * 1.25 because cutting a character that stands alone is the worse mistake:
+ * most handwriting does not touch, and models trained on shifted images
+ * (--shift) read the halves of a 0 or of a 4 drawn in two strokes as
+ * confident 1s. Pieces narrower than MIN_SPLIT_WIDTH line heights are not
+ * tried. */
+#define SPLIT_BIAS 1.25
 #define SPLIT_W 14.0
 #define SPLIT_H 8.0
 #define SPLIT_CROSS 5.0
 #define SPLIT_GAIN 7.5
 #define SPLIT_WHOLE 2.5
 #define MIN_SPLIT_WIDTH 0.75
+#define FRAG_AREA 0.3 /* see join_fragments */
+#define FRAG_HEIGHT 0.75
+#define FRAG_SHORT 0.5
+#define FRAG_WIDTH 1.25
+#define FRAG_LOSS 0.5
 #define SEAM_STEP 0.05    /* cost of a sideways step of a cut, against ink levels 0..1 */
 
 /* ----------------------------------------------------------------- loading */
@@ -842,6 +849,7 @@ typedef struct seg {
     int x0, y0, x1, y1; /* box of its ink, working pixels */
     ink_sel sel;        /* which ink: group, columns, per-row bounds of cuts */
     int *cut;           /* owned per-row bounds (lo then hi, 2 * h ints), or NULL */
+    int joined;         /* a fragment was joined to it: not cut again */
 } seg;
 
 static void seg_free_all(seg *s, int n)
@@ -1047,6 +1055,105 @@ done:
     return found;
 }
 
+/* Flat pieces (under 45% of the line height: the bar of a 5 drawn apart,
+ * the dot of an i) and fragments (small and short pieces: the dots of a
+ * broken stroke, a short stroke of a broken 4) join a neighbour. Which
+ * one, and for a fragment whether at all, the model decides: the side
+ * where it reads the neighbour with the piece most confidently compared
+ * with the neighbour alone; a fragment joins only when
+ *   log p(joined) > log p(neighbour) - FRAG_LOSS.
+ * How confidently the piece is read alone does not count: fragments are
+ * often read as confident 1s. Fragments have less than FRAG_AREA of the
+ * median piece's ink, are shorter than FRAG_HEIGHT line heights, and are
+ * made of several components or shorter than FRAG_SHORT (a small but whole
+ * character is rarely all that); they are tried with a neighbour when the
+ * two together are no wider than FRAG_WIDTH line heights, flat pieces with
+ * a neighbour less than half a line height away. A piece with a fragment
+ * joined is not cut again. segs is sorted left to right and stays so. */
+static hcr_status join_fragments(hcr_model *m, const ink_map *k, int *group, seg *segs, int *np, int H)
+{
+    int n = *np;
+    if (n < 2) return HCR_OK;
+    const int nc = hcr_model_num_classes(m);
+    long *area = malloc(sizeof *area * 2 * (size_t)n);
+    int *tg = malloc(sizeof *tg * ((size_t)k->ncomp + 1));
+    uint8_t *px = malloc(5 * 784);
+    float *pr = malloc(sizeof *pr * 5 * (size_t)nc);
+    hcr_status s = HCR_OK;
+    if (!area || !tg || !px || !pr) {
+        s = hcr_fail(HCR_ENOMEM, "out of memory reading a line");
+        goto done;
+    }
+    for (int changed = 1; changed && n > 1;) {
+        changed = 0;
+        long *sorted = area + n;
+        int b[4];
+        for (int i = 0; i < n; i++) sorted[i] = area[i] = sel_box(k, group, &segs[i].sel, b);
+        for (int i = 1; i < n; i++) /* insertion sort: lines are short */
+            for (int j = i; j > 0 && sorted[j - 1] > sorted[j]; j--) {
+                const long t = sorted[j];
+                sorted[j] = sorted[j - 1];
+                sorted[j - 1] = t;
+            }
+        const long med = sorted[n / 2];
+        for (int i = 0; i < n && !changed; i++) {
+            const int ph = segs[i].y1 - segs[i].y0, flat = ph * 20 < H * 9;
+            if (!flat) {
+                if (area[i] >= FRAG_AREA * med || ph >= FRAG_HEIGHT * H) continue;
+                int parts = 0;
+                for (int c = 1; c <= k->ncomp; c++) parts += group[c] == segs[i].sel.g;
+                if (parts < 2 && ph >= FRAG_SHORT * H) continue;
+            }
+            /* px: the piece, its left and right neighbours, and the piece
+             * joined with each. */
+            int nb[2] = {i - 1, i + 1}, slot[2] = {-1, -1}, ni = 1;
+            if ((s = render_char(k, group, &segs[i].sel, px, NULL))) goto done;
+            for (int d = 0; d < 2; d++) {
+                const int j = nb[d];
+                if (j < 0 || j >= n) continue;
+                const seg *p = &segs[i], *q = &segs[j];
+                const int mw = (p->x1 > q->x1 ? p->x1 : q->x1) - (p->x0 < q->x0 ? p->x0 : q->x0);
+                const int gap = p->x0 > q->x1 ? p->x0 - q->x1 : q->x0 > p->x1 ? q->x0 - p->x1 : 0;
+                if (flat ? gap > H / 2 : mw > FRAG_WIDTH * H) continue;
+                memcpy(tg, group, sizeof *tg * ((size_t)k->ncomp + 1));
+                for (int c = 1; c <= k->ncomp; c++)
+                    if (tg[c] == q->sel.g) tg[c] = p->sel.g;
+                if ((s = render_char(k, group, &q->sel, px + (size_t)ni * 784, NULL))) goto done;
+                if ((s = render_char(k, tg, &p->sel, px + (size_t)(ni + 1) * 784, NULL))) goto done;
+                slot[d] = ni;
+                ni += 2;
+            }
+            if (ni == 1) continue;
+            if ((s = hcr_model_predict(m, px, ni, pr))) goto done;
+            double bestgain = flat ? -HUGE_VAL : -FRAG_LOSS;
+            int best = -1;
+            for (int d = 0; d < 2; d++) {
+                if (slot[d] < 0) continue;
+                const double gain = best_logp(pr + (size_t)(slot[d] + 1) * nc, nc) -
+                                    best_logp(pr + (size_t)slot[d] * nc, nc);
+                if (gain > bestgain) {
+                    bestgain = gain;
+                    best = nb[d];
+                }
+            }
+            if (best < 0) continue;
+            const int keep = best < i ? best : i, gone = best < i ? i : best;
+            merge_seg(&segs[keep], &segs[gone], group, k->ncomp);
+            if (!flat) segs[keep].joined = 1;
+            memmove(&segs[gone], &segs[gone + 1], sizeof *segs * (size_t)(n - gone - 1));
+            n--;
+            changed = 1;
+        }
+    }
+done:
+    *np = n;
+    free(area);
+    free(tg);
+    free(px);
+    free(pr);
+    return s;
+}
+
 hcr_status hcr_read_line(hcr_model *m, const hcr_image *img, hcr_line *out)
 {
     if (!m || !img || !out) return hcr_fail(HCR_EINVAL, "hcr_read_line: bad arguments");
@@ -1072,7 +1179,7 @@ hcr_status hcr_read_line(hcr_model *m, const hcr_image *img, hcr_line *out)
         group[c] = -1;
         if (!k.comps[c].keep) continue;
         group[c] = n;
-        segs[n] = (seg){k.comps[c].x0, k.comps[c].y0, k.comps[c].x1, k.comps[c].y1, {n, 0, k.w, NULL, NULL}, NULL};
+        segs[n] = (seg){k.comps[c].x0, k.comps[c].y0, k.comps[c].x1, k.comps[c].y1, {n, 0, k.w, NULL, NULL}, NULL, 0};
         n++;
     }
     if (n > 1000) {
@@ -1098,34 +1205,12 @@ hcr_status hcr_read_line(hcr_model *m, const hcr_image *img, hcr_line *out)
                 changed = 1;
             }
     }
-    /* Flat pieces (the bar of a broken 5, a dot) join the nearest piece. */
-    for (int changed = 1; changed && n > 1;) {
-        changed = 0;
-        for (int i = 0; i < n && !changed; i++) {
-            seg *q = &segs[i];
-            if ((q->y1 - q->y0) * 20 >= H * 9) continue;
-            int best = -1, bd = INT_MAX;
-            for (int j = 0; j < n; j++) {
-                if (j == i) continue;
-                const seg *p = &segs[j];
-                int d = p->x0 > q->x1 ? p->x0 - q->x1 : q->x0 > p->x1 ? q->x0 - p->x1 : 0;
-                if (d < bd || (d == bd && best >= 0 && p->y1 - p->y0 > segs[best].y1 - segs[best].y0)) {
-                    bd = d;
-                    best = j;
-                }
-            }
-            if (best < 0 || bd > H / 2) continue;
-            seg *p = &segs[best];
-            merge_seg(p, q, group, k.ncomp);
-            segs[i] = segs[--n];
-            changed = 1;
-        }
-    }
     qsort(segs, (size_t)n, sizeof *segs, cmp_seg);
+    if ((s = join_fragments(m, &k, group, segs, &n, H))) goto done;
     /* Split pieces wide enough to hold two characters. */
     for (int i = 0; i < n; i++) {
         seg *p = &segs[i];
-        if (p->x1 - p->x0 < MIN_SPLIT_WIDTH * H) continue;
+        if (p->joined || p->x1 - p->x0 < MIN_SPLIT_WIDTH * H) continue;
         seg a, b;
         if (!try_split(m, &k, group, p, H, &a, &b, &s)) {
             if (s) goto done;

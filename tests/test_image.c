@@ -307,6 +307,29 @@ static void test_read_generated(void)
     printf("read 4-digit numbers with a touching pair: %d/50 exactly, %d/50 as four characters\n",
            touching_exact, four);
     CHECK_MSG(touching_exact >= 30 && four >= 36, "touching: %d exact, %d of four", touching_exact, four);
+    /* Broken strokes: in the first two numbers (a 3484 and a 9413) the
+     * left stroke of the 4 is broken into dots beside its body; the dots
+     * join the 4 instead of being read as a 1 of their own. In the third
+     * (5809) the bar of the 5 is drawn apart, nearer to the 8 than to the
+     * 5's body, and joins the 5. */
+    {
+        const uint64_t seeds[3] = {1000003u + 776 * 2, 1000003u + 536 * 2, 5 * 1000003u + 27 * 2};
+        const char *want[3] = {"3484", "9413", "5809"};
+        for (int i = 0; i < 3; i++) {
+            hcr_image *img = NULL;
+            char truth[8];
+            hcr_line line;
+            CHECK(hcr_compose_number(test_set, 4, 0, seeds[i], &img, truth, sizeof truth) == HCR_OK);
+            CHECK(!strcmp(truth, want[i]));
+            CHECK(img && hcr_read_line(model, img, &line) == HCR_OK);
+            CHECK_MSG(line.count == 4, "'%s' read as '%s'", truth, line.text ? line.text : "");
+            if (i == 2 && line.count == 4) /* the bar widens the 5, not the 8 */
+                CHECK_MSG(line.chars[0].w > line.chars[1].w, "5 %d px wide, 8 %d px", line.chars[0].w,
+                          line.chars[1].w);
+            hcr_line_free(&line);
+            hcr_image_free(img);
+        }
+    }
     /* A single wide character (a ring 1.4 times as wide as high, the
      * tallest thing on the line) stays whole: its halves are as tall as
      * the line, but cutting it goes through two strokes. */
