@@ -1077,15 +1077,14 @@ static hcr_status join_fragments(hcr_model *m, const ink_map *k, int *group, seg
     const int nc = hcr_model_num_classes(m);
     long *area = malloc(sizeof *area * 2 * (size_t)n);
     int *tg = malloc(sizeof *tg * ((size_t)k->ncomp + 1));
-    uint8_t *px = malloc(5 * 784);
-    float *pr = malloc(sizeof *pr * 5 * (size_t)nc);
+    uint8_t *px = malloc(4 * 784);
+    float *pr = malloc(sizeof *pr * 4 * (size_t)nc);
     hcr_status s = HCR_OK;
     if (!area || !tg || !px || !pr) {
         s = hcr_fail(HCR_ENOMEM, "out of memory reading a line");
         goto done;
     }
-    for (int changed = 1; changed && n > 1;) {
-        changed = 0;
+    {
         long *sorted = area + n;
         int b[4];
         for (int i = 0; i < n; i++) sorted[i] = area[i] = sel_box(k, group, &segs[i].sel, b);
@@ -1095,26 +1094,40 @@ static hcr_status join_fragments(hcr_model *m, const ink_map *k, int *group, seg
                 sorted[j] = sorted[j - 1];
                 sorted[j - 1] = t;
             }
-        const long med = sorted[n / 2];
-        for (int i = 0; i < n && !changed; i++) {
-            const int ph = segs[i].y1 - segs[i].y0, flat = ph * 20 < H * 9;
-            if (!flat) {
-                if (area[i] >= FRAG_AREA * med || ph >= FRAG_HEIGHT * H) continue;
-                int parts = 0;
+    }
+    const long med = area[n + n / 2];
+    /* One pass: each piece is tried once (a line of many specks costs a
+     * few model calls per speck, not per speck squared). */
+    for (int i = 0; i < n && n > 1;) {
+        const int ph = segs[i].y1 - segs[i].y0, flat = ph * 20 < H * 9;
+        if (!flat) {
+            int parts = 0;
+            if (area[i] < FRAG_AREA * med && ph < FRAG_HEIGHT * H)
                 for (int c = 1; c <= k->ncomp; c++) parts += group[c] == segs[i].sel.g;
-                if (parts < 2 && ph >= FRAG_SHORT * H) continue;
+            if (parts == 0 || (parts < 2 && ph >= FRAG_SHORT * H)) {
+                i++;
+                continue;
             }
-            /* px: the piece, its left and right neighbours, and the piece
-             * joined with each. */
-            int nb[2] = {i - 1, i + 1}, slot[2] = {-1, -1}, ni = 1;
-            if ((s = render_char(k, group, &segs[i].sel, px, NULL))) goto done;
+        }
+        /* The neighbours within reach. */
+        int nb[2] = {i - 1, i + 1}, reach[2] = {0, 0};
+        for (int d = 0; d < 2; d++) {
+            const int j = nb[d];
+            if (j < 0 || j >= n) continue;
+            const seg *p = &segs[i], *q = &segs[j];
+            const int mw = (p->x1 > q->x1 ? p->x1 : q->x1) - (p->x0 < q->x0 ? p->x0 : q->x0);
+            const int gap = p->x0 > q->x1 ? p->x0 - q->x1 : q->x0 > p->x1 ? q->x0 - p->x1 : 0;
+            reach[d] = flat ? gap <= H / 2 : mw <= FRAG_WIDTH * H;
+        }
+        int best = -1;
+        if (flat && reach[0] != reach[1]) {
+            best = reach[0] ? nb[0] : nb[1]; /* one side only: no need to ask */
+        } else if (reach[0] || reach[1]) {
+            /* px: each neighbour, and the piece joined with it. */
+            int slot[2] = {-1, -1}, ni = 0;
             for (int d = 0; d < 2; d++) {
-                const int j = nb[d];
-                if (j < 0 || j >= n) continue;
-                const seg *p = &segs[i], *q = &segs[j];
-                const int mw = (p->x1 > q->x1 ? p->x1 : q->x1) - (p->x0 < q->x0 ? p->x0 : q->x0);
-                const int gap = p->x0 > q->x1 ? p->x0 - q->x1 : q->x0 > p->x1 ? q->x0 - p->x1 : 0;
-                if (flat ? gap > H / 2 : mw > FRAG_WIDTH * H) continue;
+                if (!reach[d]) continue;
+                const seg *p = &segs[i], *q = &segs[nb[d]];
                 memcpy(tg, group, sizeof *tg * ((size_t)k->ncomp + 1));
                 for (int c = 1; c <= k->ncomp; c++)
                     if (tg[c] == q->sel.g) tg[c] = p->sel.g;
@@ -1123,10 +1136,8 @@ static hcr_status join_fragments(hcr_model *m, const ink_map *k, int *group, seg
                 slot[d] = ni;
                 ni += 2;
             }
-            if (ni == 1) continue;
             if ((s = hcr_model_predict(m, px, ni, pr))) goto done;
             double bestgain = flat ? -HUGE_VAL : -FRAG_LOSS;
-            int best = -1;
             for (int d = 0; d < 2; d++) {
                 if (slot[d] < 0) continue;
                 const double gain = best_logp(pr + (size_t)(slot[d] + 1) * nc, nc) -
@@ -1136,14 +1147,19 @@ static hcr_status join_fragments(hcr_model *m, const ink_map *k, int *group, seg
                     best = nb[d];
                 }
             }
-            if (best < 0) continue;
-            const int keep = best < i ? best : i, gone = best < i ? i : best;
-            merge_seg(&segs[keep], &segs[gone], group, k->ncomp);
-            if (!flat) segs[keep].joined = 1;
-            memmove(&segs[gone], &segs[gone + 1], sizeof *segs * (size_t)(n - gone - 1));
-            n--;
-            changed = 1;
         }
+        if (best < 0) {
+            i++;
+            continue;
+        }
+        const int keep = best < i ? best : i, gone = best < i ? i : best;
+        merge_seg(&segs[keep], &segs[gone], group, k->ncomp);
+        if (!flat) segs[keep].joined = 1;
+        area[keep] += area[gone];
+        memmove(&segs[gone], &segs[gone + 1], sizeof *segs * (size_t)(n - gone - 1));
+        memmove(&area[gone], &area[gone + 1], sizeof *area * (size_t)(n - gone - 1));
+        n--;
+        i = keep + 1;
     }
 done:
     *np = n;
