@@ -317,8 +317,8 @@ static void test_read_generated(void)
         const char *want[3] = {"3484", "9413", "5809"};
         for (int i = 0; i < 3; i++) {
             hcr_image *img = NULL;
-            char truth[8];
-            hcr_line line;
+            char truth[8] = "";
+            hcr_line line = {0};
             CHECK(hcr_compose_number(test_set, 4, 0, seeds[i], &img, truth, sizeof truth) == HCR_OK);
             CHECK(!strcmp(truth, want[i]));
             CHECK(img && hcr_read_line(model, img, &line) == HCR_OK);
