@@ -877,6 +877,12 @@ static int cmp_seg(const void *a, const void *b)
     return (p->x0 + p->x1) - (q->x0 + q->x1);
 }
 
+static int cmp_long(const void *a, const void *b)
+{
+    const long x = *(const long *)a, y = *(const long *)b;
+    return (x > y) - (x < y);
+}
+
 static double best_logp(const float *p, int nc)
 {
     float m = 0;
@@ -1088,12 +1094,7 @@ static hcr_status join_fragments(hcr_model *m, const ink_map *k, int *group, seg
         long *sorted = area + n;
         int b[4];
         for (int i = 0; i < n; i++) sorted[i] = area[i] = sel_box(k, group, &segs[i].sel, b);
-        for (int i = 1; i < n; i++) /* insertion sort: lines are short */
-            for (int j = i; j > 0 && sorted[j - 1] > sorted[j]; j--) {
-                const long t = sorted[j];
-                sorted[j] = sorted[j - 1];
-                sorted[j - 1] = t;
-            }
+        qsort(sorted, (size_t)n, sizeof *sorted, cmp_long);
     }
     const long med = area[n + n / 2];
     /* One pass: each piece is tried once (a line of many specks costs a

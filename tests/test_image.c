@@ -261,22 +261,22 @@ static void test_roundtrip_jpeg(void)
     free(p0);
 }
 
-static void test_read_generated(void)
+/* Read 50 composed numbers (one touching pair in each if `touching`):
+ * how many come out exactly, and how many as four characters. Every
+ * character's box lies in the image, left to right, with a probability. */
+static void read_composed(int touching, int *exact, int *four)
 {
-    if (!model) model = small_model();
-    if (!test_set && hcr_dataset_load_dir(harness_data_dir, "t10k", &test_set)) test_set = NULL;
-    CHECK(model && test_set);
-    if (!model || !test_set) return;
-    int exact = 0;
+    *exact = *four = 0;
     for (int i = 0; i < 50; i++) {
         hcr_image *img = NULL;
         char truth[8];
-        CHECK(hcr_compose_number(test_set, 4, 0, 100 + i, &img, truth, sizeof truth) == HCR_OK);
+        CHECK(hcr_compose_number(test_set, 4, touching, 100 + i, &img, truth, sizeof truth) == HCR_OK);
         if (!img) continue;
-        hcr_line line;
+        hcr_line line = {0};
         CHECK(hcr_read_line(model, img, &line) == HCR_OK);
         if (line.text) {
-            exact += !strcmp(line.text, truth);
+            *exact += !strcmp(line.text, truth);
+            *four += line.count == 4;
             for (int j = 0; j < line.count; j++) {
                 CHECK(line.chars[j].x >= 0 && line.chars[j].x + line.chars[j].w <= img->width);
                 CHECK(line.chars[j].confidence > 0 && line.chars[j].confidence <= 1);
@@ -286,24 +286,21 @@ static void test_read_generated(void)
         hcr_line_free(&line);
         hcr_image_free(img);
     }
+}
+
+static void test_read_generated(void)
+{
+    if (!model) model = small_model();
+    if (!test_set && hcr_dataset_load_dir(harness_data_dir, "t10k", &test_set)) test_set = NULL;
+    CHECK(model && test_set);
+    if (!model || !test_set) return;
+    int exact, four;
+    read_composed(0, &exact, &four);
     printf("read 4-digit numbers: %d/50 exactly\n", exact);
     CHECK_MSG(exact >= 42, "%d of 50 read exactly", exact);
     /* One touching pair in each: cut where the digits meet. */
-    int touching_exact = 0, four = 0;
-    for (int i = 0; i < 50; i++) {
-        hcr_image *img = NULL;
-        char truth[8];
-        CHECK(hcr_compose_number(test_set, 4, 1, 100 + i, &img, truth, sizeof truth) == HCR_OK);
-        if (!img) continue;
-        hcr_line line;
-        CHECK(hcr_read_line(model, img, &line) == HCR_OK);
-        if (line.text) {
-            touching_exact += !strcmp(line.text, truth);
-            four += line.count == 4;
-        }
-        hcr_line_free(&line);
-        hcr_image_free(img);
-    }
+    int touching_exact;
+    read_composed(1, &touching_exact, &four);
     printf("read 4-digit numbers with a touching pair: %d/50 exactly, %d/50 as four characters\n",
            touching_exact, four);
     CHECK_MSG(touching_exact >= 30 && four >= 36, "touching: %d exact, %d of four", touching_exact, four);

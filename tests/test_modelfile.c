@@ -23,15 +23,6 @@
 
 /* ---------------------------------------------------------------- helpers */
 
-static char *tmp_path(const char *name)
-{
-    static char buf[8][512];
-    static int next;
-    char *p = buf[next++ % 8];
-    snprintf(p, sizeof buf[0], "%s/%s", harness_tmpdir(), name);
-    return p;
-}
-
 static unsigned char *slurp(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");
@@ -111,7 +102,7 @@ static void make_good(void)
 {
     if (good.bytes) return;
     hcr_model *m = make_model(11);
-    const char *p = tmp_path("good.safetensors");
+    const char *p = harness_tmp_path("good.safetensors");
     CHECK(hcr_model_save(m, p) == HCR_OK);
     hcr_model_free(m);
     good.bytes = slurp(p, &good.len);
@@ -176,7 +167,7 @@ static void expect_edit_fails(const char *name, const char *from, const char *to
     make_good();
     char *h = replace(good.header, from, to);
     if (!h) return;
-    const char *p = tmp_path(name);
+    const char *p = harness_tmp_path(name);
     write_with_header(p, h);
     free(h);
     expect_fail(p, HCR_EFORMAT, sub);
@@ -232,7 +223,7 @@ static void test_round_trip(void)
     CHECK(hcr_model_set_meta(m, "class_names",
                              "[\"zero\",\"one\",\"two\",\"three\",\"four\",\"five\",\"six\",\"seven\","
                              "\"eight\",\"nine\"]") == HCR_OK);
-    const char *p = tmp_path("round.safetensors");
+    const char *p = harness_tmp_path("round.safetensors");
     CHECK(hcr_model_save(m, p) == HCR_OK);
 
     hcr_model *l = NULL;
@@ -282,7 +273,7 @@ static void test_round_trip(void)
     CHECK_NEAR(sum, 1.0, 1e-5);
 
     /* Saving the loaded model gives the same bytes. */
-    const char *p2 = tmp_path("round2.safetensors");
+    const char *p2 = harness_tmp_path("round2.safetensors");
     CHECK(hcr_model_save(l, p2) == HCR_OK);
     size_t n1, n2;
     unsigned char *b1 = slurp(p, &n1), *b2 = slurp(p2, &n2);
@@ -302,7 +293,7 @@ static void test_round_trip_other_spec(void)
     if (!m) return;
     CHECK(hcr_model_set_meta(m, "spec", "conv1-dense1") == HCR_OK);
     CHECK(hcr_model_set_meta(m, "format", "something-else") == HCR_OK);
-    const char *p = tmp_path("other.safetensors");
+    const char *p = harness_tmp_path("other.safetensors");
     CHECK_MSG(hcr_model_save(m, p) == HCR_OK, "%s", hcr_last_error());
     hcr_model *l = NULL;
     CHECK_MSG(hcr_model_load(p, &l) == HCR_OK, "%s", hcr_last_error());
@@ -326,7 +317,7 @@ static void test_file_is_safetensors(void)
 {
     hcr_model *m = make_model(5);
     CHECK(hcr_model_set_meta(m, "dataset", "mnist") == HCR_OK);
-    const char *p = tmp_path("layout.safetensors");
+    const char *p = harness_tmp_path("layout.safetensors");
     CHECK(hcr_model_save(m, p) == HCR_OK);
     size_t len;
     unsigned char *b = slurp(p, &len);
@@ -462,14 +453,14 @@ static void test_atomic_write(void)
 
 static void test_missing_file(void)
 {
-    expect_fail(tmp_path("does-not-exist.safetensors"), HCR_EIO, "No such file or directory");
+    expect_fail(harness_tmp_path("does-not-exist.safetensors"), HCR_EIO, "No such file or directory");
     expect_fail(harness_tmpdir(), HCR_EIO, "not a regular file");
 }
 
 static void test_truncated(void)
 {
     make_good();
-    const char *p = tmp_path("trunc.safetensors");
+    const char *p = harness_tmp_path("trunc.safetensors");
     spit(p, good.bytes, good.len - 100);
     expect_fail(p, HCR_EFORMAT, "truncated: the architecture");
     expect_fail(p, HCR_EFORMAT, "has 225034 parameters (900136 bytes) but the data section holds 900036 bytes");
@@ -496,7 +487,7 @@ static void test_truncated(void)
 static void test_header_length(void)
 {
     make_good();
-    const char *p = tmp_path("hlen.safetensors");
+    const char *p = harness_tmp_path("hlen.safetensors");
     unsigned char *b = malloc(good.len);
     memcpy(b, good.bytes, good.len);
     char want[128];
@@ -528,7 +519,7 @@ static void test_header_length(void)
 static void test_not_json(void)
 {
     make_good();
-    const char *p = tmp_path("notjson.safetensors");
+    const char *p = harness_tmp_path("notjson.safetensors");
     write_with_header(p, "this is not json");
     expect_fail(p, HCR_EFORMAT, "header is not valid JSON");
     /* A good header with the opening brace gone. */
@@ -560,7 +551,7 @@ static void test_not_json(void)
 static void test_not_object(void)
 {
     make_good();
-    const char *p = tmp_path("array.safetensors");
+    const char *p = harness_tmp_path("array.safetensors");
     write_with_header(p, "[1, 2, 3]");
     expect_fail(p, HCR_EFORMAT, "header is not a JSON object");
     write_with_header(p, "\"hcr\"");
@@ -594,7 +585,7 @@ static void test_metadata(void)
     /* Without "format" the file still loads if the rest is there. */
     cJSON *j = good_json();
     cJSON_DeleteItemFromObjectCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "__metadata__"), "format");
-    const char *p = tmp_path("noformat.safetensors");
+    const char *p = harness_tmp_path("noformat.safetensors");
     write_json(p, j);
     hcr_model *m = NULL;
     CHECK_MSG(hcr_model_load(p, &m) == HCR_OK, "%s", hcr_last_error());
@@ -683,7 +674,7 @@ static void test_missing_tensor(void)
 {
     cJSON *j = good_json();
     cJSON_DeleteItemFromObjectCaseSensitive(j, "dense.bias");
-    const char *p = tmp_path("missing.safetensors");
+    const char *p = harness_tmp_path("missing.safetensors");
     write_json(p, j);
     expect_fail(p, HCR_EFORMAT, "missing tensor 'dense.bias'");
     expect_edit_fails("renamed.safetensors", "\"dense_1.bias\"", "\"dense_2.bias\"", "dense_2.bias");
@@ -696,7 +687,7 @@ static void test_extra_tensor(void)
     cJSON_AddStringToObject(e, "dtype", "F32");
     cJSON_AddItemToObject(e, "shape", cJSON_CreateIntArray((const int[]){1}, 1));
     cJSON_AddItemToObject(e, "data_offsets", cJSON_CreateIntArray((const int[]){0, 4}, 2));
-    const char *p = tmp_path("extra.safetensors");
+    const char *p = harness_tmp_path("extra.safetensors");
     write_json(p, j);
     expect_fail(p, HCR_EFORMAT, "unexpected tensor 'extra.bias'");
     /* The same tensor twice. */
@@ -713,7 +704,7 @@ static void test_non_finite_weight(void)
     make_good();
     uint64_t b, e;
     offsets_of("dense.bias", &b, &e);
-    const char *p = tmp_path("nan.safetensors");
+    const char *p = harness_tmp_path("nan.safetensors");
     unsigned char *buf = malloc(good.len);
     static const unsigned char nan_le[4] = {0x00, 0x00, 0xc0, 0x7f}, inf_le[4] = {0x00, 0x00, 0x80, 0xff};
 
@@ -734,7 +725,7 @@ static void test_non_finite_weight(void)
 static void test_random_damage(void)
 {
     make_good();
-    const char *p = tmp_path("fuzz.safetensors");
+    const char *p = harness_tmp_path("fuzz.safetensors");
     unsigned char *buf = malloc(good.len);
     hcr_rng r;
     hcr_rng_seed(&r, 2024);

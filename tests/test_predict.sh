@@ -18,20 +18,20 @@ M=$TMP/m.safetensors
 # generated numbers from MNIST test digits, written as images
 "$HCR" read "$M" --eval --data "$DATA" --count 10 --save-examples "$TMP" >"$TMP/eval.txt" 2>&1
 grep -q "separate: sequence accuracy" "$TMP/eval.txt" && grep -q "touching: sequence accuracy" "$TMP/eval.txt" && ok || bad "read --eval: $(cat "$TMP/eval.txt")"
-right=0
-for f in "$TMP"/separate-0*.png; do
-    want=$(basename "$f" .png | sed 's/.*-//')
-    got=$("$HCR" read "$M" "$f" --min-confidence 0 2>/dev/null)
-    [ "$got" = "$want" ] && right=$((right + 1))
-done
+# how many of the saved examples of a case (separate, touching) read exactly
+read_right() {
+    local right=0 f want got
+    for f in "$TMP"/"$1"-0*.png; do
+        want=$(basename "$f" .png | sed 's/.*-//')
+        got=$("$HCR" read "$M" "$f" --min-confidence 0 2>/dev/null)
+        [ "$got" = "$want" ] && right=$((right + 1))
+    done
+    echo "$right"
+}
+right=$(read_right separate)
 [ "$right" -ge 6 ] && ok || bad "read: only $right of 10 generated numbers read exactly"
 # with a touching pair: the pair is cut apart (as a file, as in --eval)
-right=0
-for f in "$TMP"/touching-0*.png; do
-    want=$(basename "$f" .png | sed 's/.*-//')
-    got=$("$HCR" read "$M" "$f" --min-confidence 0 2>/dev/null)
-    [ "$got" = "$want" ] && right=$((right + 1))
-done
+right=$(read_right touching)
 [ "$right" -ge 6 ] && ok || bad "read: only $right of 10 numbers with a touching pair read exactly"
 f=$(ls "$TMP"/separate-00-*.png)
 "$HCR" read "$M" "$f" --json --min-confidence 0 >"$TMP/read.json" 2>&1
