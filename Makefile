@@ -67,7 +67,8 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/tests/harness.o $(BUILD)/tests/gly
 $(BUILD)/tests/fixture_letters: $(BUILD)/tests/fixture_letters.o $(BUILD)/tests/glyphs.o $(BUILD)/libhcr.a
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ -o $@ $(HCR_LIBS) $(LDLIBS)
 
-test: $(TESTS) $(BUILD)/hcr $(BUILD)/tests/fixture_letters
+# The benchmark programs are built with the tests so that they keep compiling.
+test: $(TESTS) $(BUILD)/hcr $(BUILD)/tests/fixture_letters $(BUILD)/bench_hcr $(BUILD)/bench_kernels
 	@HCR_BIN=$(BUILD)/hcr HCR_FIXTURE=$(BUILD)/tests/fixture_letters tests/run_all.sh $(TESTS) \
 	    tests/test_cli.sh tests/test_predict.sh tests/test_datasets.sh tests/test_browser.sh
 

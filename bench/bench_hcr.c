@@ -230,151 +230,15 @@ static int fail(const char *what, hcr_status s)
 
 /* ------------------------------------------------------------ per layer */
 
-/* Per-layer timing runs each layer on its own, the way model.c runs it:
- * convolution and pooling image by image through the selected kernels
- * (kernels.h) with the batch split across threads in fixed shares and the
- * convolutions' weight gradients summed per thread then across threads;
- * dense and dropout layers as whole-batch calls (layers.h). model.c fuses
- * runs of per-image layers into one parallel region, so the per-layer sum
- * can differ a little from the real step, which "step_ms" measures with
+/* Per-layer timing runs each layer on its own through model.c's
+ * model_layer_forward and model_layer_backward: the same kernels (Winograd
+ * where the passes use it), the same split of the batch across threads and
+ * the same per-thread gradient sums as the real step. model.c fuses runs of
+ * per-image layers into one parallel region, so the per-layer sum can
+ * differ a little from the real step, which "step_ms" measures with
  * model_forward, model_backward and adam_step themselves. */
 
-typedef struct layer_bench {
-    hcr_model *m;
-    int B, threads;
-    const hcr_kernels *kern;
-    float *tgrads;   /* threads x (largest w_count + b_count) */
-    size_t tstride;
-    float *wt;       /* the packed kernel of one convolution */
-    hcr_rng rng;
-} layer_bench;
-
-static const float *layer_in(const hcr_model *m, int i) { return i ? m->layers[i - 1].out : m->input; }
 static size_t in_size(const layer *l) { return (size_t)l->in_h * l->in_w * l->in_c; }
-static size_t out_size(const layer *l) { return (size_t)l->out_h * l->out_w * l->out_c; }
-
-static void share(int n, int t, int nt, int *b0, int *b1)
-{
-    *b0 = (int)((long)n * t / nt);
-    *b1 = (int)((long)n * (t + 1) / nt);
-}
-
-static void thread_id(int *t, int *nt)
-{
-#ifdef _OPENMP
-    *t = omp_get_thread_num();
-    *nt = omp_get_num_threads();
-#else
-    *t = 0;
-    *nt = 1;
-#endif
-}
-
-static void layer_forward(layer_bench *lb, int i)
-{
-    hcr_model *m = lb->m;
-    layer *l = &m->layers[i];
-    const float *in = layer_in(m, i);
-    const int B = lb->B;
-    const hcr_kernels *k = lb->kern;
-    switch (l->kind) {
-    case LAYER_CONV:
-    case LAYER_POOL:
-#pragma omp parallel num_threads(lb->threads) if (B > 1 && lb->threads > 1)
-    {
-        int t, nt, b0, b1;
-        thread_id(&t, &nt);
-        share(B, t, nt, &b0, &b1);
-        for (int b = b0; b < b1; b++) {
-            const float *x = in + (size_t)b * in_size(l);
-            float *y = l->out + (size_t)b * out_size(l);
-            if (l->kind == LAYER_CONV)
-                k->conv_forward(y, x, l->w, l->b, l->in_h, l->in_w, l->in_c, l->k, l->out_c, l->relu);
-            else
-                k->pool_forward(y, x, l->in_h, l->in_w, l->in_c, l->k);
-        }
-    }
-        break;
-    case LAYER_DENSE:
-        dense_forward(l->out, in, l->w, l->b, B, (int)in_size(l), l->out_c, l->relu);
-        break;
-    case LAYER_DROPOUT:
-        if (l->rate > 0)
-            dropout_forward(l->out, l->mask, in, in_size(l) * B, l->rate, &lb->rng);
-        else
-            memcpy(l->out, in, in_size(l) * B * sizeof(float));
-        break;
-    case LAYER_FLATTEN:
-        break; /* out aliases the input */
-    }
-}
-
-static void layer_backward(layer_bench *lb, int i)
-{
-    hcr_model *m = lb->m;
-    layer *l = &m->layers[i];
-    const float *in = layer_in(m, i);
-    float *din = i ? m->layers[i - 1].dout : NULL;
-    const int B = lb->B;
-    const hcr_kernels *k = lb->kern;
-    const size_t isz = in_size(l), osz = out_size(l);
-    int used = 1;
-    switch (l->kind) {
-    case LAYER_CONV:
-        if (din) conv_pack_wt(lb->wt, l->w, l->k, l->in_c, l->out_c);
-#pragma omp parallel num_threads(lb->threads) if (B > 1 && lb->threads > 1)
-    {
-        int t, nt, b0, b1;
-        thread_id(&t, &nt);
-        if (t == 0) used = nt;
-        share(B, t, nt, &b0, &b1);
-        float *dw = lb->tgrads + (size_t)t * lb->tstride, *db = dw + l->w_count;
-        memset(dw, 0, sizeof(float) * (l->w_count + l->b_count));
-        for (int b = b0; b < b1; b++) {
-            float *dy = l->dout + (size_t)b * osz;
-            if (l->relu) relu_mask(dy, l->out + (size_t)b * osz, (long)osz);
-            k->conv_wgrad(dw, db, in + (size_t)b * isz, dy, l->in_h, l->in_w, l->in_c, l->k,
-                          l->out_c);
-            if (din) {
-                memset(din + (size_t)b * isz, 0, sizeof(float) * isz);
-                k->conv_dgrad(din + (size_t)b * isz, dy, lb->wt, l->in_h, l->in_w, l->in_c, l->k,
-                              l->out_c);
-            }
-        }
-    }
-        memcpy(l->dw, lb->tgrads, sizeof(float) * (l->w_count + l->b_count));
-        for (int t = 1; t < used; t++) {
-            const float *tg = lb->tgrads + (size_t)t * lb->tstride;
-            for (size_t j = 0; j < l->w_count + l->b_count; j++) l->dw[j] += tg[j];
-        }
-        break;
-    case LAYER_POOL:
-        if (!din) break;
-#pragma omp parallel num_threads(lb->threads) if (B > 1 && lb->threads > 1)
-    {
-        int t, nt, b0, b1;
-        thread_id(&t, &nt);
-        share(B, t, nt, &b0, &b1);
-        for (int b = b0; b < b1; b++)
-            k->pool_backward(din + (size_t)b * isz, l->dout + (size_t)b * osz, in + (size_t)b * isz,
-                             l->out + (size_t)b * osz, l->in_h, l->in_w, l->in_c, l->k, 0);
-    }
-        break;
-    case LAYER_DENSE:
-        dense_backward(din, l->dw, l->db, l->dout, l->out, in, l->w, B, (int)isz, l->out_c, l->relu);
-        break;
-    case LAYER_DROPOUT:
-        if (din) {
-            if (l->rate > 0)
-                dropout_backward(din, l->dout, l->mask, isz * B);
-            else
-                memcpy(din, l->dout, isz * B * sizeof(float));
-        }
-        break;
-    case LAYER_FLATTEN:
-        break; /* dout aliases the previous layer's dout */
-    }
-}
 
 /* Forward and backward FLOPs of layer i for a batch of B (0 for layers
  * without multiply-adds). */
@@ -403,30 +267,22 @@ static int bench_layers(hcr_model *m, const hcr_dataset *ds, int threads, int re
     adam opt;
     if ((s = adam_init(&opt, m->nparams, 0.001f, 0.9f, 0.999f, 1e-7f))) return fail("adam", s);
 
-    layer_bench lb = {.m = m, .B = B, .threads = threads, .kern = kernels_select()};
-    size_t max_w = 0;
-    for (int i = 0; i < L; i++)
-        if (m->layers[i].w_count + m->layers[i].b_count > lb.tstride)
-            lb.tstride = m->layers[i].w_count + m->layers[i].b_count;
-    for (int i = 0; i < L; i++)
-        if (m->layers[i].w_count > max_w) max_w = m->layers[i].w_count;
-    lb.tgrads = malloc(sizeof(float) * lb.tstride * (size_t)threads);
-    lb.wt = malloc(sizeof(float) * (max_w ? max_w : 1));
+    hcr_rng rng;
     double *fwd = calloc((size_t)L * total, sizeof(double));
     double *bwd = calloc((size_t)L * total, sizeof(double));
     double *split = calloc((size_t)5 * total, sizeof(double)); /* fwd, loss, bwd, adam, all */
     int rc = 1;
-    if (!lb.tgrads || !lb.wt || !fwd || !bwd || !split) {
+    if (!fwd || !bwd || !split) {
         fprintf(stderr, "bench_hcr: out of memory\n");
         goto done;
     }
-    hcr_rng_seed(&lb.rng, 7);
+    hcr_rng_seed(&rng, 7);
     model_load_input(m, ds->pixels, NULL, B);
 
     /* The step as the model runs it. */
     for (int r = 0; r < total; r++) {
         double t0 = now();
-        model_forward(m, B, 1, &lb.rng);
+        model_forward(m, B, 1, &rng);
         double t1 = now();
         (void)model_loss(m, B, ds->labels, NULL);
         double t2 = now();
@@ -450,19 +306,22 @@ static int bench_layers(hcr_model *m, const hcr_dataset *ds, int threads, int re
     for (int r = 0; r < total; r++) {
         for (int i = 0; i < L; i++) {
             double t0 = now();
-            layer_forward(&lb, i);
+            model_layer_forward(m, i, B, &rng);
             fwd[(size_t)i * total + r] = (now() - t0) * 1e3;
         }
         softmax_forward(m->probs, last->out, B, m->num_classes);
         softmax_cross_entropy_backward(last->dout, m->probs, ds->labels, B, m->num_classes, B);
         for (int i = L - 1; i >= 0; i--) {
             double t0 = now();
-            layer_backward(&lb, i);
+            if ((s = model_layer_backward(m, i, B))) {
+                fail("model_layer_backward", s);
+                goto done;
+            }
             bwd[(size_t)i * total + r] = (now() - t0) * 1e3;
         }
     }
 
-    printf("  \"kernels\": \"%s\",\n", lb.kern->name);
+    printf("  \"kernels\": \"%s\",\n", kernels_select()->name);
     printf("  \"layers\": [\n");
     int printed = 0;
     for (int i = 0; i < L; i++) {
@@ -493,8 +352,6 @@ static int bench_layers(hcr_model *m, const hcr_dataset *ds, int threads, int re
            median(col[3], reps), median(col[4], reps));
     rc = 0;
 done:
-    free(lb.tgrads);
-    free(lb.wt);
     free(fwd);
     free(bwd);
     free(split);

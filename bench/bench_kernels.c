@@ -13,6 +13,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -97,6 +98,94 @@ static void bench_winograd(const float *in, const float *w, const float *b, floa
            g[1], g[4], g[2], g[5], WG_REPS, g[0], g[3]);
     free(wp);
 }
+
+/* The backward of one layer (kernel, bias and input gradients of a batch)
+ * through the direct AVX2 kernels and through the Winograd backward,
+ * interleaved rep by rep; medians of WG_REPS. GFLOP/s-equivalent: 2 x the
+ * direct kernels' multiply-adds (two products) / time. Prints one JSON row. */
+static void bench_winograd_backward(const float *in, const float *w, const float *dout, float *dw,
+                                    float *db, float *din, int B, int H, int W, int C, int F)
+{
+    const int K = 3, OH = H - K + 1, OW = W - K + 1;
+    const size_t isz = (size_t)H * W * C, osz = (size_t)OH * OW * F, nu = CONV_WINOGRAD_FLOATS(C, F);
+    float *wt = random_floats((size_t)K * K * C * F), *wpt = random_floats(nu), *du = random_floats(nu);
+    double t[2][WG_REPS];
+    for (int r = 0; r < WG_REPS; r++)
+        for (int v = 0; v < 2; v++) {
+            double t0 = now();
+            if (v == 0) {
+                conv_pack_wt(wt, w, K, C, F);
+                for (int i = 0; i < B; i++) {
+                    kernels_avx2.conv_wgrad(dw, db, in + i * isz, dout + i * osz, H, W, C, K, F);
+                    memset(din + i * isz, 0, sizeof(float) * isz);
+                    kernels_avx2.conv_dgrad(din + i * isz, dout + i * osz, wt, H, W, C, K, F);
+                }
+            } else {
+                conv_winograd_prepare_dgrad(wpt, w, C, F);
+                memset(du, 0, sizeof(float) * nu);
+                for (int i = 0; i < B; i++)
+                    conv_winograd_backward(din + i * isz, du, db, in + i * isz, dout + i * osz, wpt,
+                                           H, W, C, F);
+                conv_winograd_wgrad_finish(dw, du, C, F);
+            }
+            t[v][r] = now() - t0;
+        }
+    const double flop = 2.0 * 2.0 * B * osz * K * K * C;
+    double g[2];
+    for (int v = 0; v < 2; v++) {
+        qsort(t[v], WG_REPS, sizeof(double), cmp_double);
+        g[v] = flop / t[v][WG_REPS / 2] * 1e-9;
+    }
+    printf("      ,{\"impl\": \"avx2-winograd-backward\", \"backward_gflops\": %.1f, \"reps\": %d, "
+           "\"direct_avx2_same_run\": {\"backward_gflops\": %.1f}}\n", g[1], WG_REPS, g[0]);
+    free(wt); free(wpt); free(du);
+}
+
+/* The first layer with its pooling: the direct AVX2 convolution then the
+ * AVX2 pooling (forward), pool_backward then conv_wgrad (backward), against
+ * the fused conv1_pool_* kernels, interleaved rep by rep; medians of
+ * WG_REPS, one thread. GFLOP/s: 2 x the convolution's multiply-adds / time
+ * (the pooling counts no FLOPs). Prints one JSON row. */
+static void bench_conv1_pool(const float *in, const float *w, const float *b, int B, int H, int W, int F)
+{
+    const int OH = H - 2, OW = W - 2;
+    const size_t isz = (size_t)H * W, csz = (size_t)OH * OW * F, psz = csz / 4;
+    float *conv = random_floats((size_t)B * csz), *pool = random_floats((size_t)B * psz);
+    float *dpool = random_floats((size_t)B * psz), *dconv = random_floats(csz);
+    float *dw = random_floats((size_t)9 * F), *db = random_floats((size_t)F);
+    double t[5][WG_REPS]; /* unfused fwd, fused fwd (training), fused fwd (inference), unfused bwd, fused bwd */
+    for (int r = 0; r < WG_REPS; r++)
+        for (int v = 0; v < 5; v++) {
+            double t0 = now();
+            for (int i = 0; i < B; i++) {
+                const float *x = in + i * isz;
+                float *c = conv + i * csz, *p = pool + i * psz, *dp = dpool + i * psz;
+                if (v == 0) {
+                    kernels_avx2.conv_forward(c, x, w, b, H, W, 1, 3, F, 1);
+                    kernels_avx2.pool_forward(p, c, OH, OW, F, 2);
+                } else if (v == 1 || v == 2) {
+                    conv1_pool_forward(p, v == 1 ? c : NULL, x, w, b, H, W, F, 1); /* c: the route */
+                } else if (v == 3) {
+                    kernels_avx2.pool_backward(dconv, dp, c, p, OH, OW, F, 2, 1);
+                    kernels_avx2.conv_wgrad(dw, db, x, dconv, H, W, 1, 3, F);
+                } else {
+                    conv1_pool_wgrad(dw, db, x, c, dp, H, W, F);
+                }
+            }
+            t[v][r] = now() - t0;
+        }
+    const double flop = 2.0 * B * csz * 9;
+    double g[5];
+    for (int v = 0; v < 5; v++) {
+        qsort(t[v], WG_REPS, sizeof(double), cmp_double);
+        g[v] = flop / t[v][WG_REPS / 2] * 1e-9;
+    }
+    printf("      ,{\"impl\": \"avx2-fused-with-pooling\", \"forward_gflops\": %.1f, "
+           "\"forward_gflops_inference\": %.1f, \"backward_gflops\": %.1f, \"reps\": %d, "
+           "\"direct_avx2_then_pooling_same_run\": {\"forward_gflops\": %.1f, \"backward_gflops\": %.1f}}\n",
+           g[1], g[2], g[4], WG_REPS, g[0], g[3]);
+    free(conv); free(pool); free(dpool); free(dconv); free(dw); free(db);
+}
 #endif
 
 int main(void)
@@ -161,6 +250,9 @@ int main(void)
         }
 #ifdef HCR_HAVE_AVX2_KERNELS
         if (sets[1] && conv_winograd_ok(H, W, C, K, F)) bench_winograd(in, w, b, out, B, H, W, C, F);
+        if (sets[1] && conv1_pool_ok(H, W, C, K, F, 2)) bench_conv1_pool(in, w, b, B, H, W, F);
+        if (sets[1] && conv_winograd_backward_ok(H, W, C, K, F))
+            bench_winograd_backward(in, w, dout, dw, db, din, B, H, W, C, F);
 #endif
         printf("    ]}%s\n", s ? "" : ",");
         free(in); free(w); free(b); free(out); free(dout); free(dw); free(db); free(din);

@@ -63,6 +63,40 @@ int conv_winograd_ok(int H, int W, int C, int K, int F);
 void conv_winograd_prepare(float *wp, const float *w, int C, int F);
 void conv_winograd_forward(float *out, const float *in, const float *wp, const float *b, int H,
                            int W, int C, int F, int relu);
+
+/* Winograd F(2x2,3x3) backward, the adjoint of the forward's arithmetic:
+ *   conv_winograd_backward_ok: conv_winograd_ok, C % 16 == 0 and F <= 64.
+ *   conv_winograd_prepare_dgrad: wpt = the same transformed kernel laid
+ *     out [16][C/16][F][16] (CONV_WINOGRAD_FLOATS), once per weight update.
+ *   conv_winograd_backward: one image. db[F] += column sums of dout;
+ *     du[16][C][F] (CONV_WINOGRAD_FLOATS) += the kernel's gradient in the
+ *     transformed domain; din[H][W][C], unless NULL, = the input gradient
+ *     (written in full).
+ *   conv_winograd_wgrad_finish: dw[3][3][C][F] += G^T du G, once after
+ *     the images whose gradients du holds. */
+int conv_winograd_backward_ok(int H, int W, int C, int K, int F);
+void conv_winograd_prepare_dgrad(float *wpt, const float *w, int C, int F);
+void conv_winograd_backward(float *din, float *du, float *db, const float *in, const float *dout,
+                            const float *wpt, int H, int W, int C, int F);
+void conv_winograd_wgrad_finish(float *dw, const float *du, int C, int F);
+
+/* A first layer fused with the pooling after it, AVX2 + FMA (call only
+ * where kernels_select() returned &kernels_avx2):
+ *   conv1_pool_ok: C == 1, K == 3, S == 2, F % 16 == 0, H and W even
+ *     (so the pooling drops nothing), 4 <= W <= 514.
+ *   conv1_pool_forward: pooled[PH][PW][F] = pool(conv(in, w) + b, then
+ *     ReLU if relu); route, unless NULL, gets for each pooled value which
+ *     pixel of its window pool_backward would send its gradient to (0-3 in
+ *     row-major window order, the first maximum) or 4 for none (with relu,
+ *     where the maximum is not positive).
+ *   conv1_pool_wgrad: from the pooled gradient dpool and that route, what
+ *     pool_backward followed by conv_wgrad computes (dw[K][K][1][F] and
+ *     db[F] accumulate); no input gradient. */
+int conv1_pool_ok(int H, int W, int C, int K, int F, int S);
+void conv1_pool_forward(float *pooled, float *route, const float *in, const float *w,
+                        const float *b, int H, int W, int F, int relu);
+void conv1_pool_wgrad(float *dw, float *db, const float *in, const float *route,
+                      const float *dpool, int H, int W, int F);
 #endif
 
 /* wt[tap][f][c] = w[tap][c][f] for tap = ky*K + kx: the layout conv_dgrad

@@ -236,12 +236,13 @@ int conv_winograd_ok(int H, int W, int C, int K, int F)
            W >= 3;
 }
 
-void conv_winograd_prepare(float *wp, const float *w, int C, int F)
+/* U = G g G^T of each (c, f) kernel, stored where `at` says. */
+static void wg_transform_kernel(float *wp, const float *w, int C, int F, int for_dgrad)
 {
     const size_t CF = (size_t)C * F;
     const __m256 half = _mm256_set1_ps(0.5f);
     for (size_t cf = 0; cf < CF; cf += 8) {
-        __m256 g[3][3], t[4][3];
+        __m256 g[3][3], t[4][3], u[4][4];
         for (int y = 0; y < 3; y++)
             for (int x = 0; x < 3; x++) g[y][x] = _mm256_loadu_ps(w + (size_t)(y * 3 + x) * CF + cf);
         for (int x = 0; x < 3; x++) { /* t = G g */
@@ -251,19 +252,33 @@ void conv_winograd_prepare(float *wp, const float *w, int C, int F)
             t[2][x] = _mm256_mul_ps(half, _mm256_sub_ps(s, g[1][x]));
             t[3][x] = g[2][x];
         }
-        /* U[xi][f/16][c][f%16]: the 16 filters a tile of the product reads
-         * are contiguous over c. */
-        const size_t c = cf / F, f = cf % F, at = ((f / 16) * C + c) * 16 + f % 16;
         for (int a = 0; a < 4; a++) { /* U = t G^T */
             const __m256 s = _mm256_add_ps(t[a][0], t[a][2]);
-            float *u = wp + (size_t)(4 * a) * CF + at;
-            _mm256_storeu_ps(u, t[a][0]);
-            _mm256_storeu_ps(u + CF, _mm256_mul_ps(half, _mm256_add_ps(s, t[a][1])));
-            _mm256_storeu_ps(u + 2 * CF, _mm256_mul_ps(half, _mm256_sub_ps(s, t[a][1])));
-            _mm256_storeu_ps(u + 3 * CF, t[a][2]);
+            u[a][0] = t[a][0];
+            u[a][1] = _mm256_mul_ps(half, _mm256_add_ps(s, t[a][1]));
+            u[a][2] = _mm256_mul_ps(half, _mm256_sub_ps(s, t[a][1]));
+            u[a][3] = t[a][2];
+        }
+        const size_t c = cf / F, f = cf % F;
+        if (!for_dgrad) {
+            /* U[xi][f/16][c][f%16]: the 16 filters a tile of the forward
+             * product reads are contiguous over c. */
+            const size_t at = ((f / 16) * C + c) * 16 + f % 16;
+            for (int xi = 0; xi < 16; xi++) _mm256_storeu_ps(wp + xi * CF + at, u[xi / 4][xi % 4]);
+        } else {
+            /* U[xi][c/16][f][c%16]: the 16 channels a tile of the input
+             * gradient's product reads are contiguous over f. */
+            const size_t at = ((c / 16) * F + f) * 16 + c % 16;
+            for (int xi = 0; xi < 16; xi++) {
+                _Alignas(32) float lane[8];
+                _mm256_store_ps(lane, u[xi / 4][xi % 4]);
+                for (int k = 0; k < 8; k++) wp[xi * CF + at + (size_t)k * 16] = lane[k];
+            }
         }
     }
 }
+
+void conv_winograd_prepare(float *wp, const float *w, int C, int F) { wg_transform_kernel(wp, w, C, F, 0); }
 
 /* Tiles per group: WG_NB register blocks of MR tiles share each slice of
  * U while it is in L1. */
@@ -372,6 +387,329 @@ void conv_winograd_forward(float *out, const float *in, const float *wp, const f
                         }
                 }
         }
+    }
+}
+
+/* ------------------------------------------- Winograd F(2x2, 3x3), backward */
+
+/* The adjoint of the forward pass, tile by tile, for the same tiles:
+ *   dM = A dY A^T                the 4x4 gradient of a tile's M from its
+ *                                2x2 block of output gradients
+ *   dU[xi][c][f] += sum_tiles V[xi][tile][c] dM[xi][tile][f]
+ *                                the kernel's gradient in the transformed
+ *                                domain (16 products C x F over the tiles)
+ *   dV[xi][tile][c] = sum_f dM[xi][tile][f] U[xi][c][f]
+ *   din(patch) += B dV B^T       scattered back over the overlapping 4x4
+ *                                input patches
+ * and, once per pass, dw += G^T dU G. Both products do 1.9 times fewer
+ * multiply-adds than the direct kernels on an 11x11 output. */
+#define WG_FMAX 64
+
+int conv_winograd_backward_ok(int H, int W, int C, int K, int F)
+{
+    return conv_winograd_ok(H, W, C, K, F) && C % 16 == 0 && F <= WG_FMAX;
+}
+
+void conv_winograd_prepare_dgrad(float *wpt, const float *w, int C, int F)
+{
+    wg_transform_kernel(wpt, w, C, F, 1);
+}
+
+/* DM[xi][i][f] = (A dY A^T)[xi] of the output gradients of tile i, whose
+ * top-left output pixel is (ty, tx); pixels outside OH x OW are zero. */
+static void wg_output_grad_tile(float *DM, int i, const float *dout, int ty, int tx, int OH, int OW,
+                                int F)
+{
+    const size_t xs = (size_t)WG_TG * F;
+    const int right = tx + 1 < OW, down = ty + 1 < OH;
+    const float *y0 = dout + ((size_t)ty * OW + tx) * F, *y1 = y0 + (size_t)OW * F;
+    float *d = DM + (size_t)i * F;
+    const __m256 zero = _mm256_setzero_ps();
+    for (int f = 0; f < F; f += 8) {
+        const __m256 y00 = _mm256_loadu_ps(y0 + f);
+        const __m256 y01 = right ? _mm256_loadu_ps(y0 + F + f) : zero;
+        const __m256 y10 = down ? _mm256_loadu_ps(y1 + f) : zero;
+        const __m256 y11 = right && down ? _mm256_loadu_ps(y1 + F + f) : zero;
+        /* rows: r = A dY (A's rows: [1 0], [1 1], [1 -1], [0 -1]) */
+        __m256 r[4][2];
+        r[0][0] = y00;
+        r[0][1] = y01;
+        r[1][0] = _mm256_add_ps(y00, y10);
+        r[1][1] = _mm256_add_ps(y01, y11);
+        r[2][0] = _mm256_sub_ps(y00, y10);
+        r[2][1] = _mm256_sub_ps(y01, y11);
+        r[3][0] = _mm256_sub_ps(zero, y10);
+        r[3][1] = _mm256_sub_ps(zero, y11);
+        UNROLL for (int a = 0; a < 4; a++) { /* dM = r A^T */
+            float *o = d + (size_t)(4 * a) * xs + f;
+            _mm256_store_ps(o, r[a][0]);
+            _mm256_store_ps(o + xs, _mm256_add_ps(r[a][0], r[a][1]));
+            _mm256_store_ps(o + 2 * xs, _mm256_sub_ps(r[a][0], r[a][1]));
+            _mm256_store_ps(o + 3 * xs, _mm256_sub_ps(zero, r[a][1]));
+        }
+    }
+}
+
+/* din(4x4 patch at (ty, tx)) += B dV[.][i] B^T, over all C channels;
+ * pixels outside H x W are dropped. */
+static void wg_input_grad_tile(float *din, const float *dV, int i, int ty, int tx, int H, int W,
+                               int C)
+{
+    const size_t xs = (size_t)WG_TG * C;
+    const float *v = dV + (size_t)i * C;
+    const int full = ty + 4 <= H && tx + 4 <= W;
+    for (int c = 0; c < C; c += 8) {
+        __m256 t[4][4], d[4][4];
+        UNROLL for (int y = 0; y < 4; y++) { /* t = dV B^T, row by row */
+            const float *o = v + (size_t)(4 * y) * xs + c;
+            const __m256 v0 = _mm256_load_ps(o), v1 = _mm256_load_ps(o + xs);
+            const __m256 v2 = _mm256_load_ps(o + 2 * xs), v3 = _mm256_load_ps(o + 3 * xs);
+            t[y][0] = v0;
+            t[y][1] = _mm256_add_ps(_mm256_sub_ps(v1, v2), v3);
+            t[y][2] = _mm256_sub_ps(_mm256_add_ps(v1, v2), v0);
+            t[y][3] = _mm256_sub_ps(_mm256_setzero_ps(), v3);
+        }
+        UNROLL for (int x = 0; x < 4; x++) { /* d = B t */
+            d[0][x] = t[0][x];
+            d[1][x] = _mm256_add_ps(_mm256_sub_ps(t[1][x], t[2][x]), t[3][x]);
+            d[2][x] = _mm256_sub_ps(_mm256_add_ps(t[1][x], t[2][x]), t[0][x]);
+            d[3][x] = _mm256_sub_ps(_mm256_setzero_ps(), t[3][x]);
+        }
+        UNROLL for (int y = 0; y < 4; y++)
+            UNROLL for (int x = 0; x < 4; x++) {
+                if (!full && (ty + y >= H || tx + x >= W)) continue;
+                float *p = din + ((size_t)(ty + y) * W + tx + x) * C + c;
+                _mm256_storeu_ps(p, _mm256_add_ps(_mm256_loadu_ps(p), d[y][x]));
+            }
+    }
+}
+
+/* du[c0+r][f0..f0+16] += sum_{i<tr} v[i][c0+r] dm[i][f0..f0+16], r < R;
+ * du, v and dm point at (c0, f0) of one xi. */
+#define WG_WGRAD_BLOCK(R)                                                                   \
+    static void wg_wgrad_block##R(float *du, const float *v, const float *dm, int tr, int C, \
+                                  int F)                                                   \
+    {                                                                                      \
+        __m256 acc[R][2];                                                                  \
+        UNROLL for (int r = 0; r < R; r++) {                                               \
+            acc[r][0] = _mm256_loadu_ps(du + (size_t)r * F);                               \
+            acc[r][1] = _mm256_loadu_ps(du + (size_t)r * F + 8);                           \
+        }                                                                                  \
+        for (int i = 0; i < tr; i++, v += C, dm += F) {                                    \
+            const __m256 g0 = _mm256_load_ps(dm), g1 = _mm256_load_ps(dm + 8);            \
+            UNROLL for (int r = 0; r < R; r++) {                                           \
+                const __m256 x = _mm256_broadcast_ss(v + r);                               \
+                acc[r][0] = _mm256_fmadd_ps(x, g0, acc[r][0]);                             \
+                acc[r][1] = _mm256_fmadd_ps(x, g1, acc[r][1]);                             \
+            }                                                                              \
+        }                                                                                  \
+        UNROLL for (int r = 0; r < R; r++) {                                               \
+            _mm256_storeu_ps(du + (size_t)r * F, acc[r][0]);                               \
+            _mm256_storeu_ps(du + (size_t)r * F + 8, acc[r][1]);                           \
+        }                                                                                  \
+    }
+WG_WGRAD_BLOCK(6)
+WG_WGRAD_BLOCK(4)
+WG_WGRAD_BLOCK(2)
+
+void conv_winograd_backward(float *din, float *du, float *db, const float *in, const float *dout,
+                            const float *wpt, int H, int W, int C, int F)
+{
+    const int OH = H - 2, OW = W - 2, TW = (OW + 1) / 2, T = (OH + 1) / 2 * TW;
+    const size_t CF = (size_t)C * F;
+    _Alignas(32) float V[16 * WG_TG * WG_CMAX]; /* input transform, then dV */
+    _Alignas(32) float DM[16 * WG_TG * WG_FMAX];
+    const __m256 zero = _mm256_setzero_ps();
+    for (int f = 0; f < F; f += 8) { /* db += column sums of dout */
+        __m256 s = zero;
+        for (int p = 0; p < OH * OW; p++) s = _mm256_add_ps(s, _mm256_loadu_ps(dout + (size_t)p * F + f));
+        _mm256_storeu_ps(db + f, _mm256_add_ps(_mm256_loadu_ps(db + f), s));
+    }
+    if (din) memset(din, 0, sizeof(float) * (size_t)H * W * C);
+    for (int t0 = 0; t0 < T; t0 += WG_TG) {
+        const int tr = T - t0 < WG_TG ? T - t0 : WG_TG;
+        int ty[WG_TG], tx[WG_TG];
+        for (int i = 0; i < tr; i++) {
+            ty[i] = 2 * ((t0 + i) / TW);
+            tx[i] = 2 * ((t0 + i) % TW);
+            wg_input_tile(V, i, in, ty[i], tx[i], H, W, C);
+            wg_output_grad_tile(DM, i, dout, ty[i], tx[i], OH, OW, F);
+        }
+        /* the kernel's gradient: rows of 6 channels (then 4 or 2) x 16 filters */
+        for (int xi = 0; xi < 16; xi++) {
+            const float *v = V + (size_t)xi * WG_TG * C, *dm = DM + (size_t)xi * WG_TG * F;
+            float *u = du + (size_t)xi * CF;
+            for (int c0 = 0; c0 < C;) {
+                const int R = C - c0 >= 6 ? 6 : C - c0;
+                for (int f0 = 0; f0 < F; f0 += 16) {
+                    float *uo = u + (size_t)c0 * F + f0;
+                    if (R == 6) wg_wgrad_block6(uo, v + c0, dm + f0, tr, C, F);
+                    else if (R == 4) wg_wgrad_block4(uo, v + c0, dm + f0, tr, C, F);
+                    else wg_wgrad_block2(uo, v + c0, dm + f0, tr, C, F);
+                }
+                c0 += R;
+            }
+        }
+        if (!din) continue;
+        /* dV = dM U^T: blocks of MR tiles x 16 channels, over the filters;
+         * rows past the last tile repeat it and are not used. */
+        for (int xi = 0; xi < 16; xi++) {
+            const float *dm = DM + (size_t)xi * WG_TG * F;
+            for (int i0 = 0; i0 < tr; i0 += MR) {
+                const float *row[MR];
+                UNROLL for (int i = 0; i < MR; i++) row[i] = dm + (size_t)(i0 + i < tr ? i0 + i : tr - 1) * F;
+                for (int c0 = 0; c0 < C; c0 += 16) {
+                    const float *u = wpt + (size_t)xi * CF + (size_t)c0 * F;
+                    __m256 acc[MR][2];
+                    UNROLL for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = zero;
+                    for (int f = 0; f < F; f++, u += 16) {
+                        const __m256 w0 = _mm256_loadu_ps(u), w1 = _mm256_loadu_ps(u + 8);
+                        UNROLL for (int i = 0; i < MR; i++) {
+                            const __m256 x = _mm256_broadcast_ss(row[i] + f);
+                            acc[i][0] = _mm256_fmadd_ps(x, w0, acc[i][0]);
+                            acc[i][1] = _mm256_fmadd_ps(x, w1, acc[i][1]);
+                        }
+                    }
+                    float *o = V + ((size_t)xi * WG_TG + i0) * C + c0;
+                    UNROLL for (int i = 0; i < MR; i++) {
+                        _mm256_store_ps(o + (size_t)i * C, acc[i][0]);
+                        _mm256_store_ps(o + (size_t)i * C + 8, acc[i][1]);
+                    }
+                }
+            }
+        }
+        for (int i = 0; i < tr; i++) wg_input_grad_tile(din, V, i, ty[i], tx[i], H, W, C);
+    }
+}
+
+void conv_winograd_wgrad_finish(float *dw, const float *du, int C, int F)
+{
+    const size_t CF = (size_t)C * F;
+    const __m256 half = _mm256_set1_ps(0.5f);
+    for (size_t cf = 0; cf < CF; cf += 8) {
+        __m256 u[4][4], t[3][4];
+        for (int xi = 0; xi < 16; xi++) u[xi / 4][xi % 4] = _mm256_loadu_ps(du + xi * CF + cf);
+        for (int b = 0; b < 4; b++) { /* t = G^T u (G^T's rows: [1 .5 .5 0], [0 .5 -.5 0], [0 .5 .5 1]) */
+            const __m256 s = _mm256_mul_ps(half, _mm256_add_ps(u[1][b], u[2][b]));
+            t[0][b] = _mm256_add_ps(u[0][b], s);
+            t[1][b] = _mm256_mul_ps(half, _mm256_sub_ps(u[1][b], u[2][b]));
+            t[2][b] = _mm256_add_ps(s, u[3][b]);
+        }
+        for (int k = 0; k < 3; k++) { /* g = t G */
+            const __m256 s = _mm256_mul_ps(half, _mm256_add_ps(t[k][1], t[k][2]));
+            const __m256 g[3] = {_mm256_add_ps(t[k][0], s),
+                                 _mm256_mul_ps(half, _mm256_sub_ps(t[k][1], t[k][2])),
+                                 _mm256_add_ps(s, t[k][3])};
+            for (int l = 0; l < 3; l++) {
+                float *o = dw + (size_t)(k * 3 + l) * CF + cf;
+                _mm256_storeu_ps(o, _mm256_add_ps(_mm256_loadu_ps(o), g[l]));
+            }
+        }
+    }
+}
+
+/* --------------------------------- first layer: convolution fused with pooling */
+
+/* A first layer (one input channel, 3x3, ReLU, then 2x2 max pooling) does
+ * only 9 multiply-adds per output before the direct kernel stores it, and
+ * the pooling then reads all of it back (86 KB an image for 32 filters on
+ * 28x28). Here one tile is one pooled pixel (a 2x2 block of convolution
+ * outputs) x 16 filters: 8 accumulators, fully unrolled over the 9 taps,
+ * pooled in registers. Instead of the convolution's output, training keeps
+ * which pixel of each window won (a quarter of the size), and the backward
+ * routes each pooled gradient there and sums it straight into the kernel
+ * gradient: the convolution's output and its gradient are never stored. */
+#define C1P_MAX_PW 256 /* widest pooled row */
+
+int conv1_pool_ok(int H, int W, int C, int K, int F, int S)
+{
+    return C == 1 && K == 3 && S == 2 && F > 0 && F % 16 == 0 && H >= 4 && W >= 4 && H % 2 == 0 &&
+           W % 2 == 0 && (W - 2) / 2 <= C1P_MAX_PW;
+}
+
+void conv1_pool_forward(float *pooled, float *route, const float *in, const float *w,
+                        const float *b, int H, int W, int F, int relu)
+{
+    const int PH = (H - 2) / 2, PW = (W - 2) / 2;
+    const __m256 zero = _mm256_setzero_ps();
+    for (int py = 0; py < PH; py++)
+        for (int px = 0; px < PW; px++) {
+            const float *x = in + (size_t)(2 * py) * W + 2 * px;
+            for (int f0 = 0; f0 < F; f0 += 16) {
+                __m256 acc[4][2];
+                const __m256 b0 = _mm256_loadu_ps(b + f0), b1 = _mm256_loadu_ps(b + f0 + 8);
+                UNROLL for (int q = 0; q < 4; q++) {
+                    acc[q][0] = b0;
+                    acc[q][1] = b1;
+                }
+                UNROLL for (int ky = 0; ky < 3; ky++)
+                    UNROLL for (int kx = 0; kx < 3; kx++) {
+                        const float *wk = w + (size_t)(ky * 3 + kx) * F + f0;
+                        const __m256 w0 = _mm256_loadu_ps(wk), w1 = _mm256_loadu_ps(wk + 8);
+                        UNROLL for (int q = 0; q < 4; q++) {
+                            const __m256 xv = _mm256_broadcast_ss(x + (ky + q / 2) * W + kx + q % 2);
+                            acc[q][0] = _mm256_fmadd_ps(xv, w0, acc[q][0]);
+                            acc[q][1] = _mm256_fmadd_ps(xv, w1, acc[q][1]);
+                        }
+                    }
+                const size_t o = ((size_t)py * PW + px) * F + f0;
+                UNROLL for (int j = 0; j < 2; j++) {
+                    __m256 m = _mm256_max_ps(_mm256_max_ps(acc[0][j], acc[1][j]),
+                                             _mm256_max_ps(acc[2][j], acc[3][j]));
+                    if (route) {
+                        /* The first pixel in window order that equals the
+                         * maximum (as pool_backward picks it); 4, nobody,
+                         * where the ReLU's gradient is zero. */
+                        __m256 r = _mm256_set1_ps(3.0f);
+                        UNROLL for (int q = 2; q >= 0; q--)
+                            r = _mm256_blendv_ps(r, _mm256_set1_ps((float)q),
+                                                 _mm256_cmp_ps(acc[q][j], m, _CMP_EQ_OQ));
+                        if (relu) r = _mm256_blendv_ps(_mm256_set1_ps(4.0f), r, _mm256_cmp_ps(m, zero, _CMP_GT_OQ));
+                        _mm256_storeu_ps(route + o + 8 * j, r);
+                    }
+                    if (relu) m = _mm256_max_ps(m, zero);
+                    _mm256_storeu_ps(pooled + o + 8 * j, m);
+                }
+            }
+        }
+}
+
+void conv1_pool_wgrad(float *dw, float *db, const float *in, const float *route,
+                      const float *dpool, int H, int W, int F)
+{
+    const int PH = (H - 2) / 2, PW = (W - 2) / 2;
+    const __m256 zero = _mm256_setzero_ps();
+    /* Per 8 filters and pooled row, two phases, so that the 9 accumulators
+     * of the second never share the registers with the first's masks:
+     * (1) route each pooled gradient to its window's pixel (D), summing the
+     * bias gradient; (2) the kernel gradient from D. */
+    _Alignas(32) float D[C1P_MAX_PW][4][8];
+    for (int f0 = 0; f0 < F; f0 += 8) {
+        __m256 dbs = zero, acc[9];
+        UNROLL for (int k = 0; k < 9; k++) acc[k] = zero;
+        for (int py = 0; py < PH; py++) {
+            for (int px = 0; px < PW; px++) {
+                const size_t o = ((size_t)py * PW + px) * F + f0;
+                const __m256 r = _mm256_loadu_ps(route + o), g = _mm256_loadu_ps(dpool + o);
+                dbs = _mm256_add_ps(dbs, _mm256_and_ps(_mm256_cmp_ps(r, _mm256_set1_ps(4.0f), _CMP_LT_OQ), g));
+                UNROLL for (int q = 0; q < 4; q++)
+                    _mm256_store_ps(D[px][q], _mm256_and_ps(_mm256_cmp_ps(r, _mm256_set1_ps((float)q), _CMP_EQ_OQ), g));
+            }
+            const float *x = in + (size_t)(2 * py) * W;
+            for (int px = 0; px < PW; px++, x += 2)
+                UNROLL for (int q = 0; q < 4; q++) {
+                    const __m256 dq = _mm256_load_ps(D[px][q]);
+                    UNROLL for (int ky = 0; ky < 3; ky++)
+                        UNROLL for (int kx = 0; kx < 3; kx++)
+                            acc[ky * 3 + kx] = _mm256_fmadd_ps(
+                                _mm256_broadcast_ss(x + (ky + q / 2) * W + kx + q % 2), dq, acc[ky * 3 + kx]);
+                }
+        }
+        UNROLL for (int k = 0; k < 9; k++) {
+            float *r = dw + (size_t)k * F + f0;
+            _mm256_storeu_ps(r, _mm256_add_ps(_mm256_loadu_ps(r), acc[k]));
+        }
+        _mm256_storeu_ps(db + f0, _mm256_add_ps(_mm256_loadu_ps(db + f0), dbs));
     }
 }
 

@@ -446,6 +446,7 @@ void hcr_model_free(hcr_model *m)
     free_class_names(m);
     free(m->ws);
     free(m->tgrads);
+    free(m->tdu);
     free(m);
 }
 
@@ -461,6 +462,36 @@ static int uses_winograd(const layer *l)
            conv_winograd_ok(l->in_h, l->in_w, l->in_c, l->k, l->out_c);
 #else
     (void)l;
+    return 0;
+#endif
+}
+
+/* ... and backward too where the channel counts suit the backward kernels
+ * (the reference model's second layer). */
+static int uses_winograd_backward(const layer *l)
+{
+#ifdef HCR_HAVE_AVX2_KERNELS
+    return uses_winograd(l) && conv_winograd_backward_ok(l->in_h, l->in_w, l->in_c, l->k, l->out_c);
+#else
+    (void)l;
+    return 0;
+#endif
+}
+
+/* Layer i is a first layer (one input channel) whose pooling, layer i+1,
+ * runs fused with it (conv1_pool_*: the AVX2 kernels). Its out buffer then
+ * holds, instead of the convolution's output, the route the backward
+ * sends each pooled gradient by (a quarter of the size); its dout is not
+ * used. */
+static int fused_conv_pool(const hcr_model *m, int i)
+{
+#ifdef HCR_HAVE_AVX2_KERNELS
+    if (i != 0 || i + 1 >= m->nlayers) return 0;
+    const layer *c = &m->layers[i], *p = &m->layers[i + 1];
+    return c->kind == LAYER_CONV && p->kind == LAYER_POOL && kernels_select() == &kernels_avx2 &&
+           conv1_pool_ok(c->in_h, c->in_w, c->in_c, c->k, c->out_c, p->k);
+#else
+    (void)m, (void)i;
     return 0;
 #endif
 }
@@ -484,6 +515,7 @@ hcr_status model_reserve(hcr_model *m, int n)
         need += 2 * round_up(layer_out_size(l) * n);  /* out, dout */
         if (l->kind == LAYER_CONV) need += round_up(l->w_count); /* packed kernel */
         if (uses_winograd(l)) need += round_up(CONV_WINOGRAD_FLOATS(l->in_c, l->out_c));
+        if (uses_winograd_backward(l)) need += round_up(CONV_WINOGRAD_FLOATS(l->in_c, l->out_c));
         if (l->kind == LAYER_DROPOUT) need += round_up(layer_out_size(l) * n); /* mask */
         if (l->kind == LAYER_BN) need += 2 * round_up(2 * (size_t)l->out_c);  /* bstat, bsum */
     }
@@ -504,7 +536,7 @@ hcr_status model_reserve(hcr_model *m, int n)
     for (int i = 0; i < m->nlayers; i++) {
         layer *l = &m->layers[i];
         l->wt = NULL;
-        l->wg = NULL;
+        l->wg = l->wgt = NULL;
         l->mask = NULL;
         l->bstat = l->bsum = NULL;
         if (l->kind == LAYER_FLATTEN) {
@@ -516,6 +548,7 @@ hcr_status model_reserve(hcr_model *m, int n)
         l->dout = TAKE(layer_out_size(l) * n);
         if (l->kind == LAYER_CONV) l->wt = TAKE(l->w_count);
         if (uses_winograd(l)) l->wg = TAKE(CONV_WINOGRAD_FLOATS(l->in_c, l->out_c));
+        if (uses_winograd_backward(l)) l->wgt = TAKE(CONV_WINOGRAD_FLOATS(l->in_c, l->out_c));
         if (l->kind == LAYER_DROPOUT) l->mask = TAKE(layer_out_size(l) * n);
         if (l->kind == LAYER_BN) {
             l->bstat = TAKE(2 * (size_t)l->out_c);
@@ -527,20 +560,45 @@ hcr_status model_reserve(hcr_model *m, int n)
 }
 
 /* Per-thread gradient buffers: thread 0 writes m->grads itself, thread t
- * > 0 its own copy, summed into m->grads in thread order afterwards. */
+ * > 0 its own copy, summed into m->grads in thread order afterwards. Each
+ * thread, thread 0 included, also sums the Winograd layers' kernel
+ * gradients in the transformed domain (tdu) before adding them to its
+ * gradients once per pass. */
 static hcr_status reserve_thread_grads(hcr_model *m, int threads)
 {
-    if (threads <= 1 || (m->tgrads && m->tgrads_threads >= threads)) return HCR_OK;
-    size_t bytes;
-    if (!hcr_mul_size(m->nparams, (size_t)(threads - 1) * sizeof(float), &bytes))
-        return hcr_fail(HCR_ENOMEM, "out of memory");
+    if (threads > 1 && !(m->tgrads && m->tgrads_threads >= threads)) {
+        size_t bytes;
+        if (!hcr_mul_size(m->nparams, (size_t)(threads - 1) * sizeof(float), &bytes))
+            return hcr_fail(HCR_ENOMEM, "out of memory");
+        float *t = NULL;
+        if (posix_memalign((void **)&t, 64, bytes ? bytes : 64) != 0)
+            return hcr_fail(HCR_ENOMEM, "out of memory for per-thread gradients");
+        free(m->tgrads);
+        m->tgrads = t;
+        m->tgrads_threads = threads;
+    }
+    size_t du = 0;
+    for (int i = 0; i < m->nlayers; i++) {
+        layer *l = &m->layers[i];
+        if (!l->wgt) continue;
+        l->du_off = du;
+        du += round_up(CONV_WINOGRAD_FLOATS(l->in_c, l->out_c));
+    }
+    if (du == 0 || (m->tdu && m->tdu_threads >= threads && m->du_floats == du)) return HCR_OK;
     float *t = NULL;
-    if (posix_memalign((void **)&t, 64, bytes ? bytes : 64) != 0)
+    if (posix_memalign((void **)&t, 64, sizeof(float) * du * (size_t)threads) != 0)
         return hcr_fail(HCR_ENOMEM, "out of memory for per-thread gradients");
-    free(m->tgrads);
-    m->tgrads = t;
-    m->tgrads_threads = threads;
+    free(m->tdu);
+    m->tdu = t;
+    m->tdu_threads = threads;
+    m->du_floats = du;
     return HCR_OK;
+}
+
+/* Thread t's transformed kernel gradient of Winograd layer l. */
+static float *thread_du(hcr_model *m, const layer *l, int t)
+{
+    return m->tdu + (size_t)t * m->du_floats + l->du_off;
 }
 
 /* ------------------------------------------------------ forward, backward */
@@ -714,6 +772,16 @@ static void layer_forward(hcr_model *m, int i, int b0, int nb, int training)
     switch (l->kind) {
     case LAYER_CONV:
 #ifdef HCR_HAVE_AVX2_KERNELS
+        if (fused_conv_pool(m, i)) {
+            /* Writes the pooling's output; our own output buffer gets, when
+             * training, the route of each pooled gradient instead. */
+            const layer *p = &m->layers[i + 1];
+            const size_t psz = layer_out_size(p);
+            for (int b = 0; b < nb; b++)
+                conv1_pool_forward(p->out + (size_t)(b0 + b) * psz, training ? out + b * osz : NULL,
+                                   in + b * isz, l->w, l->b, l->in_h, l->in_w, l->out_c, l->relu);
+            break;
+        }
         if (l->wg) {
             for (int b = 0; b < nb; b++)
                 conv_winograd_forward(out + b * osz, in + b * isz, l->wg, l->b, l->in_h, l->in_w,
@@ -726,6 +794,7 @@ static void layer_forward(hcr_model *m, int i, int b0, int nb, int training)
                                l->k, l->out_c, l->relu);
         break;
     case LAYER_POOL:
+        if (fused_conv_pool(m, i - 1)) break; /* done with the convolution */
         for (int b = 0; b < nb; b++)
             kern->pool_forward(out + b * osz, in + b * isz, l->in_h, l->in_w, l->in_c, l->k);
         break;
@@ -744,14 +813,20 @@ static void layer_forward(hcr_model *m, int i, int b0, int nb, int training)
     }
 }
 
-void model_forward(hcr_model *m, int n, int training, hcr_rng *rng)
+/* The forward pass's copy of layer i's kernel in the layout it reads. */
+static void prepare_forward(hcr_model *m, int i)
 {
 #ifdef HCR_HAVE_AVX2_KERNELS
-    for (int i = 0; i < m->nlayers; i++) {
-        layer *l = &m->layers[i];
-        if (l->wg) conv_winograd_prepare(l->wg, l->w, l->in_c, l->out_c);
-    }
+    layer *l = &m->layers[i];
+    if (l->wg) conv_winograd_prepare(l->wg, l->w, l->in_c, l->out_c);
+#else
+    (void)m, (void)i;
 #endif
+}
+
+void model_forward(hcr_model *m, int n, int training, hcr_rng *rng)
+{
+    for (int i = 0; i < m->nlayers; i++) prepare_forward(m, i);
     /* Dropout masks first, in one sequence from the seed, so they do not
      * depend on the thread count. */
     if (training)
@@ -807,10 +882,32 @@ static void zero_param_grads(hcr_model *m, int i, float *g)
     if (l->b) memset(g + (l->b - m->params), 0, sizeof(float) * l->b_count);
 }
 
-/* Backward of layer i for images [b0, b0+nb), parameter gradients into g
- * (a full-size gradient array: m->grads or a thread's copy); convolution
- * gradients are added to g unless `zero` asks to clear them first. */
-static void layer_backward(hcr_model *m, int i, int b0, int nb, float *g, int zero)
+/* Clear thread t's transformed kernel gradient of layer i (a Winograd
+ * layer, or nothing to do). */
+static void wg_begin(hcr_model *m, int i, int t)
+{
+    const layer *l = &m->layers[i];
+    if (l->wgt) memset(thread_du(m, l, t), 0, sizeof(float) * CONV_WINOGRAD_FLOATS(l->in_c, l->out_c));
+}
+
+/* Add it, transformed back, to the kernel's gradient in g. */
+static void wg_end(hcr_model *m, int i, int t, float *g)
+{
+#ifdef HCR_HAVE_AVX2_KERNELS
+    const layer *l = &m->layers[i];
+    if (l->wgt) conv_winograd_wgrad_finish(g + (l->w - m->params), thread_du(m, l, t), l->in_c, l->out_c);
+#else
+    (void)m, (void)i, (void)t, (void)g;
+#endif
+}
+
+/* Backward of layer i for images [b0, b0+nb), by thread t, parameter
+ * gradients into g (a full-size gradient array: m->grads or a thread's
+ * copy); convolution gradients are added to g unless `zero` asks to clear
+ * them first. A Winograd layer called with zero == 0 sums its kernel
+ * gradient into thread t's tdu; wg_begin and wg_end clear it before the
+ * images and add it to g after them. */
+static void layer_backward(hcr_model *m, int i, int b0, int nb, int t, float *g, int zero)
 {
     const hcr_kernels *kern = kernels_select();
     layer *l = &m->layers[i];
@@ -823,6 +920,27 @@ static void layer_backward(hcr_model *m, int i, int b0, int nb, float *g, int ze
     switch (l->kind) {
     case LAYER_CONV:
         if (zero) zero_param_grads(m, i, g);
+#ifdef HCR_HAVE_AVX2_KERNELS
+        if (fused_conv_pool(m, i)) { /* with the pooling's backward */
+            const layer *p = &m->layers[i + 1];
+            const size_t psz = layer_out_size(p);
+            for (int b = 0; b < nb; b++)
+                conv1_pool_wgrad(dw, db, in + b * isz, out + b * osz, p->dout + (size_t)(b0 + b) * psz,
+                                 l->in_h, l->in_w, l->out_c);
+            break;
+        }
+        if (l->wgt) {
+            if (zero) wg_begin(m, i, t);
+            for (int b = 0; b < nb; b++) {
+                if (l->relu && !relu_fused_below(m, i)) relu_mask(dout + b * osz, out + b * osz, (long)osz);
+                conv_winograd_backward(din ? din + b * isz : NULL, thread_du(m, l, t), db,
+                                       in + b * isz, dout + b * osz, l->wgt, l->in_h, l->in_w,
+                                       l->in_c, l->out_c);
+            }
+            if (zero) wg_end(m, i, t, g);
+            break;
+        }
+#endif
         for (int b = 0; b < nb; b++) {
             if (l->relu && !relu_fused_below(m, i)) relu_mask(dout + b * osz, out + b * osz, (long)osz);
             kern->conv_wgrad(dw, db, in + b * isz, dout + b * osz, l->in_h, l->in_w, l->in_c, l->k,
@@ -835,7 +953,7 @@ static void layer_backward(hcr_model *m, int i, int b0, int nb, float *g, int ze
         }
         break;
     case LAYER_POOL:
-        if (din)
+        if (din && !fused_conv_pool(m, i - 1))
             for (int b = 0; b < nb; b++)
                 kern->pool_backward(din + b * isz, dout + b * osz, in + b * isz, out + b * osz,
                                     l->in_h, l->in_w, l->in_c, l->k, relu_fused_below(m, i - 1));
@@ -862,15 +980,27 @@ static void layer_backward(hcr_model *m, int i, int b0, int nb, float *g, int ze
     }
 }
 
+/* The backward pass's copy of layer i's kernel (i > 0: the first layer
+ * needs no input gradient) in the layout it reads. */
+static void prepare_backward(hcr_model *m, int i)
+{
+    layer *l = &m->layers[i];
+    if (l->kind != LAYER_CONV || i == 0) return;
+#ifdef HCR_HAVE_AVX2_KERNELS
+    if (l->wgt) {
+        conv_winograd_prepare_dgrad(l->wgt, l->w, l->in_c, l->out_c);
+        return;
+    }
+#endif
+    conv_pack_wt(l->wt, l->w, l->k, l->in_c, l->out_c);
+}
+
 hcr_status model_backward(hcr_model *m, int n, const uint8_t *labels)
 {
     const int threads = pass_threads(m);
     hcr_status st = reserve_thread_grads(m, threads);
     if (st) return st;
-    for (int i = 1; i < m->nlayers; i++) {
-        layer *l = &m->layers[i];
-        if (l->kind == LAYER_CONV) conv_pack_wt(l->wt, l->w, l->k, l->in_c, l->out_c);
-    }
+    for (int i = 1; i < m->nlayers; i++) prepare_backward(m, i);
 #pragma omp parallel num_threads(threads) if (n > 1 && threads > 1)
     {
         share s = my_share(n);
@@ -885,12 +1015,16 @@ hcr_status model_backward(hcr_model *m, int n, const uint8_t *labels)
                 if (m->layers[i].kind == LAYER_BN)
                     bn_backward(m, i--, n, g);
                 else
-                    layer_backward(m, i--, s.b0, s.nb, g, 1);
+                    layer_backward(m, i--, s.b0, s.nb, s.t, g, 1);
                 continue;
             }
-            for (int r = j + 1; r <= i; r++) zero_param_grads(m, r, g);
+            for (int r = j + 1; r <= i; r++) {
+                zero_param_grads(m, r, g);
+                wg_begin(m, r, s.t);
+            }
             for (int b = s.b0; b < s.b0 + s.nb; b++)
-                for (int r = i; r > j; r--) layer_backward(m, r, b, 1, g, 0);
+                for (int r = i; r > j; r--) layer_backward(m, r, b, 1, s.t, g, 0);
+            for (int r = j + 1; r <= i; r++) wg_end(m, r, s.t, g);
             i = j;
         }
         /* Sum the other threads' gradients into m->grads in thread order,
@@ -901,6 +1035,60 @@ hcr_status model_backward(hcr_model *m, int n, const uint8_t *labels)
         for (int t = 1; t < s.nt; t++) {
             const float *tg = m->tgrads + (size_t)(t - 1) * m->nparams;
             for (size_t j = p0; j < p1; j++) m->grads[j] += tg[j];
+        }
+    }
+    return HCR_OK;
+}
+
+void model_layer_forward(hcr_model *m, int i, int n, hcr_rng *rng)
+{
+    layer *l = &m->layers[i];
+    prepare_forward(m, i);
+    if (l->kind == LAYER_DROPOUT && l->rate > 0) dropout_mask(l->mask, layer_out_size(l) * n, l->rate, rng);
+    const int threads = pass_threads(m);
+#pragma omp parallel num_threads(threads) if (n > 1 && threads > 1)
+    {
+        share s = my_share(n);
+        if (l->kind == LAYER_BN) {
+            bn_forward(m, i, n, 1);
+        } else if (per_image(l)) {
+            for (int b = s.b0; b < s.b0 + s.nb; b++) layer_forward(m, i, b, 1, 1);
+        } else {
+            layer_forward(m, i, s.b0, s.nb, 1);
+        }
+    }
+}
+
+hcr_status model_layer_backward(hcr_model *m, int i, int n)
+{
+    const int threads = pass_threads(m);
+    hcr_status st = reserve_thread_grads(m, threads);
+    if (st) return st;
+    prepare_backward(m, i);
+    const layer *l = &m->layers[i];
+#pragma omp parallel num_threads(threads) if (n > 1 && threads > 1)
+    {
+        share s = my_share(n);
+        float *g = s.t == 0 ? m->grads : m->tgrads + (size_t)(s.t - 1) * m->nparams;
+        if (l->kind == LAYER_BN) {
+            bn_backward(m, i, n, g);
+        } else if (per_image(l)) {
+            zero_param_grads(m, i, g);
+            wg_begin(m, i, s.t);
+            for (int b = s.b0; b < s.b0 + s.nb; b++) layer_backward(m, i, b, 1, s.t, g, 0);
+            wg_end(m, i, s.t, g);
+        } else {
+            layer_backward(m, i, s.b0, s.nb, s.t, g, 1);
+        }
+        /* This layer's parameter gradients, summed in thread order. */
+#pragma omp barrier
+        if (s.t == 0 && (l->w || l->b)) {
+            const size_t p0 = (size_t)((l->w ? l->w : l->b) - m->params);
+            const size_t p1 = p0 + l->w_count + l->b_count;
+            for (int t = 1; t < s.nt; t++) {
+                const float *tg = m->tgrads + (size_t)(t - 1) * m->nparams;
+                for (size_t j = p0; j < p1; j++) m->grads[j] += tg[j];
+            }
         }
     }
     return HCR_OK;

@@ -56,6 +56,10 @@ typedef struct layer {
     float *dout;            /* gradient of the loss w.r.t. out              */
     float *wt;              /* conv: the kernel packed for the input gradient */
     float *wg;              /* conv: the Winograd-transformed kernel, or NULL */
+    float *wgt;             /* conv: the same laid out for the Winograd
+                               backward, or NULL (direct backward)          */
+    size_t du_off;          /* conv with wgt: where its transformed kernel
+                               gradient sits in a thread's part of tdu     */
     float *mask;            /* dropout: 0 or 1/(1-rate) per unit            */
     float *bstat;           /* batch norm: the batch's mean and 1/std (2C)  */
     float *bsum;            /* batch norm: sums of dy and dy*xhat (2C)      */
@@ -106,6 +110,9 @@ struct hcr_model {
     float *dlogits;
     float *tgrads;          /* per-thread gradients of per-image layers     */
     int tgrads_threads;
+    float *tdu;             /* per-thread Winograd kernel gradients         */
+    size_t du_floats;       /* floats of tdu per thread                     */
+    int tdu_threads;
 };
 
 /* Build the layers and allocate parameters (all zero) for a spec; weights
@@ -129,6 +136,15 @@ double model_loss(const hcr_model *m, int n, const uint8_t *labels, int *correct
  * are written (not accumulated) into m->grads. Fails only if the
  * per-thread gradient buffers cannot be allocated. */
 hcr_status model_backward(hcr_model *m, int n, const uint8_t *labels);
+/* One layer on its own, for per-layer timing (bench/): layer i's forward
+ * (training mode; dropout draws its mask from rng) or backward over n
+ * images, run exactly as the passes run it: the same kernels, the same
+ * split of the batch across threads, kernels prepared as each pass
+ * prepares them. The backward reads the layer's dout and writes its
+ * parameter gradients into m->grads (summed over the threads) and the
+ * previous layer's dout. Call model_forward and model_backward once first. */
+void model_layer_forward(hcr_model *m, int i, int n, hcr_rng *rng);
+hcr_status model_layer_backward(hcr_model *m, int i, int n);
 /* Scale bytes to [0,1] floats into m->input for images idx[0..n) of pixels
  * (idx NULL: consecutive images). */
 void model_load_input(hcr_model *m, const uint8_t *pixels, const int *idx, int n);

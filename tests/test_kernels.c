@@ -218,12 +218,156 @@ static void test_winograd_matches_reference_avx2(void)
     CHECK(!conv_winograd_ok(13, 13, 72, 3, 64)); /* C > 64 */
     CHECK(!conv_winograd_ok(2, 13, 32, 3, 64));  /* no output */
 }
+
+/* The Winograd backward (conv_winograd_backward + _finish) against the
+ * reference gradients, summed over two images as the model sums a thread's
+ * share: dw and db accumulate onto random starting values, din is written
+ * in full (it starts as garbage), and a NULL din skips the input gradient.
+ * Shapes: the reference model's second layer, odd and even outputs, one
+ * tile, channel counts that need the 4- and 2-row kernel-gradient blocks. */
+static void test_winograd_backward_matches_reference_avx2(void)
+{
+    find_kernel_sets();
+    if (nsets < 2) return;
+    hcr_rng_seed(&rng, 15);
+    static const int shapes[][4] = {
+        {13, 13, 32, 64}, {12, 12, 16, 16}, {6, 9, 16, 32}, {3, 3, 16, 16},
+        {4, 4, 64, 16},   {5, 8, 48, 48},   {10, 10, 64, 64}, {26, 26, 32, 32},
+    };
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        const int H = shapes[s][0], W = shapes[s][1], C = shapes[s][2], F = shapes[s][3];
+        const int OH = H - 2, OW = W - 2;
+        const size_t nin = (size_t)H * W * C, nout = (size_t)OH * OW * F, nw = (size_t)9 * C * F;
+        const size_t nu = CONV_WINOGRAD_FLOATS(C, F);
+        char what[96];
+        snprintf(what, sizeof what, "winograd backward H%d W%d C%d F%d", H, W, C, F);
+        CHECK_MSG(conv_winograd_backward_ok(H, W, C, 3, F), "%s should take Winograd", what);
+        float *in = randv(2 * nin), *w = randv(nw), *dout = randv(2 * nout), *fwd = randv(nout);
+        float *rdin = randv(2 * nin), *rdw = randv(nw), *rdb = randv((size_t)F);
+        float *rdw2 = randv(nw), *rdb2 = randv((size_t)F);
+        float *wpt = randv(nu), *du = calloc(nu, sizeof(float)), *din = randv(2 * nin + 64);
+        float *dw0 = randv(nw), *db0 = randv((size_t)F);
+        float *dw = copyv(dw0, nw), *db = copyv(db0, (size_t)F);
+        for (int i = 0; i < 64; i++) din[2 * nin + i] = 12345.0f;
+        for (int b = 0; b < 2; b++) /* reference, no ReLU: fwd is unused */
+            conv2d_backward_ref(rdin + b * nin, b ? rdw2 : rdw, b ? rdb2 : rdb, dout + b * nout,
+                                fwd, in + b * nin, w, 1, H, W, C, 3, F, 0);
+        for (size_t i = 0; i < nw; i++) rdw[i] += rdw2[i] + dw0[i];
+        for (int i = 0; i < F; i++) rdb[i] += rdb2[i] + db0[i];
+        conv_winograd_prepare_dgrad(wpt, w, C, F);
+        for (int b = 0; b < 2; b++)
+            conv_winograd_backward(din + b * nin, du, db, in + b * nin, dout + b * nout, wpt, H, W,
+                                   C, F);
+        conv_winograd_wgrad_finish(dw, du, C, F);
+        CHECK_MSG(close_all(dw, rdw, nw, what, "avx2-winograd"), "kernel gradient");
+        CHECK_MSG(close_all(db, rdb, (size_t)F, what, "avx2-winograd"), "bias gradient");
+        CHECK_MSG(close_all(din, rdin, 2 * nin, what, "avx2-winograd"), "input gradient");
+        int intact = 1;
+        for (int i = 0; i < 64; i++) intact &= din[2 * nin + i] == 12345.0f;
+        CHECK_MSG(intact, "%s: wrote past the input gradient", what);
+        if (s == 0) {
+            float *dwd = copyv(dw0, nw), *dbd = copyv(db0, (size_t)F);
+            for (int b = 0; b < 2; b++)
+                kernels_avx2.conv_wgrad(dwd, dbd, in + b * nin, dout + b * nout, H, W, C, 3, F);
+            printf("  %s: kernel gradient max |err| / max |ref|: winograd %.2e, direct %.2e\n",
+                   what, rel_error(dw, rdw, nw), rel_error(dwd, rdw, nw));
+            printf("  %s: input gradient max |err| / max |ref|: winograd %.2e\n", what,
+                   rel_error(din, rdin, 2 * nin));
+            free(dwd); free(dbd);
+        }
+        /* Without din: the same kernel gradient, nothing else touched. */
+        memset(du, 0, sizeof(float) * nu);
+        memcpy(dw, dw0, sizeof(float) * nw);
+        memcpy(db, db0, sizeof(float) * (size_t)F);
+        for (int b = 0; b < 2; b++)
+            conv_winograd_backward(NULL, du, db, in + b * nin, dout + b * nout, wpt, H, W, C, F);
+        conv_winograd_wgrad_finish(dw, du, C, F);
+        CHECK_MSG(close_all(dw, rdw, nw, what, "avx2-winograd, no din"), "kernel gradient");
+        free(in); free(w); free(dout); free(fwd); free(rdin); free(rdw); free(rdb); free(rdw2);
+        free(rdb2); free(wpt); free(du); free(din); free(dw0); free(db0); free(dw); free(db);
+    }
+    CHECK(!conv_winograd_backward_ok(13, 13, 8, 3, 16));   /* C % 16 */
+    CHECK(!conv_winograd_backward_ok(13, 13, 32, 3, 128)); /* F > 64 */
+    CHECK(!conv_winograd_backward_ok(13, 13, 32, 5, 64));  /* K != 3 */
+}
 #endif
+
+/* The fused first layer (conv1_pool_*) against the generic convolution,
+ * pooling and their backward kernels run one after the other. The input's
+ * top half is constant, so many windows hold exactly equal positive
+ * maxima: the gradient must go to the first of them, as pool_backward's. */
+static void test_conv1_pool_matches_reference_avx2(void)
+{
+    find_kernel_sets();
+    if (nsets < 2) return;
+    hcr_rng_seed(&rng, 16);
+    static const int shapes[][3] = {{28, 28, 32}, {4, 4, 16}, {10, 6, 48}, {8, 12, 16}};
+    const hcr_kernels *g = &kernels_generic;
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int relu = 0; relu < 2; relu++) {
+            const int H = shapes[s][0], W = shapes[s][1], F = shapes[s][2];
+            const int OH = H - 2, OW = W - 2, PH = OH / 2, PW = OW / 2;
+            const size_t nin = (size_t)H * W, nconv = (size_t)OH * OW * F, npool = (size_t)PH * PW * F;
+            char what[96];
+            snprintf(what, sizeof what, "conv1+pool H%d W%d F%d relu%d", H, W, F, relu);
+            CHECK_MSG(conv1_pool_ok(H, W, 1, 3, F, 2), "%s should take the fused kernels", what);
+            float *in = randv(nin), *w = randv((size_t)9 * F), *b = randv((size_t)F);
+            for (size_t i = 0; i < nin / 2; i++) in[i] = 0.5f;
+            float *route = randv(npool), *pool = randv(npool), *rconv = randv(nconv), *rpool = randv(npool);
+            float *pool2 = randv(npool), *dpool = randv(npool), *dconv = randv(nconv);
+            g->conv_forward(rconv, in, w, b, H, W, 1, 3, F, relu);
+            g->pool_forward(rpool, rconv, OH, OW, F, 2);
+            conv1_pool_forward(pool, route, in, w, b, H, W, F, relu);
+            conv1_pool_forward(pool2, NULL, in, w, b, H, W, F, relu);
+            CHECK_MSG(close_all(pool, rpool, npool, what, "avx2-fused"), "pooled output");
+            CHECK_MSG(memcmp(pool, pool2, sizeof(float) * npool) == 0, "%s: pooled output depends on route", what);
+            int ties = 0;
+            for (size_t i = 0; i < npool; i++) {
+                const size_t py = i / F / PW, px = i / F % PW, f = i % F;
+                const float a = rconv[((2 * py) * OW + 2 * px) * F + f], c = rconv[((2 * py) * OW + 2 * px + 1) * F + f];
+                ties += a > 0 && a == c;
+            }
+            if (s == 0) CHECK_MSG(ties > 0, "%s: the input should give tied maxima", what);
+            /* Backward: reference = pool_backward into dconv, then conv_wgrad,
+             * both onto random starting gradients. */
+            float *dw0 = randv((size_t)9 * F), *db0 = randv((size_t)F);
+            float *rdw = copyv(dw0, (size_t)9 * F), *rdb = copyv(db0, (size_t)F);
+            float *dw = copyv(dw0, (size_t)9 * F), *db = copyv(db0, (size_t)F);
+            g->pool_backward(dconv, dpool, rconv, rpool, OH, OW, F, 2, relu);
+            g->conv_wgrad(rdw, rdb, in, dconv, H, W, 1, 3, F);
+            conv1_pool_wgrad(dw, db, in, route, dpool, H, W, F);
+            CHECK_MSG(close_all(dw, rdw, (size_t)9 * F, what, "avx2-fused"), "kernel gradient");
+            CHECK_MSG(close_all(db, rdb, (size_t)F, what, "avx2-fused"), "bias gradient");
+            /* The route itself: where pool_backward sent each gradient. */
+            int routed = 1;
+            for (size_t i = 0; i < npool && routed; i++) {
+                const size_t py = i / F / PW, px = i / F % PW, f = i % F;
+                int to = 4;
+                for (int q = 0; q < 4 && to == 4; q++)
+                    if (dconv[((2 * py + q / 2) * OW + 2 * px + q % 2) * F + f] != 0) to = q;
+                routed = dpool[i] == 0 || route[i] == (float)to;
+                if (!routed)
+                    fprintf(stderr, "  %s: pooled value %zu routed to %g, pool_backward sent it to %d\n",
+                            what, i, route[i], to);
+            }
+            CHECK_MSG(routed, "%s: route", what);
+            free(in); free(w); free(b); free(route); free(pool); free(rconv); free(rpool); free(pool2);
+            free(dpool); free(dconv); free(dw0); free(db0); free(rdw); free(rdb); free(dw); free(db);
+        }
+    CHECK(!conv1_pool_ok(28, 28, 8, 3, 32, 2));   /* C != 1 */
+    CHECK(!conv1_pool_ok(27, 27, 1, 3, 32, 2));   /* the pooling would drop a row */
+    CHECK(!conv1_pool_ok(28, 28, 1, 3, 32, 3));   /* S != 2 */
+    CHECK(!conv1_pool_ok(28, 28, 1, 5, 32, 2));   /* K != 3 */
+    CHECK(!conv1_pool_ok(28, 28, 1, 3, 24, 2));   /* F % 16 */
+    CHECK(!conv1_pool_ok(28, 1000, 1, 3, 32, 2)); /* wider than the routing buffer */
+}
 
 static void test_winograd_matches_reference(void)
 {
 #ifdef HCR_HAVE_AVX2_KERNELS
     test_winograd_matches_reference_avx2();
+    test_winograd_backward_matches_reference_avx2();
+    test_conv1_pool_matches_reference_avx2();
 #endif
 }
 
