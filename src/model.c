@@ -32,7 +32,7 @@
 
 static void free_class_names(hcr_model *m);
 
-static size_t layer_out_size(const layer *l) { return (size_t)l->out_h * l->out_w * l->out_c; }
+size_t layer_out_size(const layer *l) { return (size_t)l->out_h * l->out_w * l->out_c; }
 static size_t layer_in_size(const layer *l) { return (size_t)l->in_h * l->in_w * l->in_c; }
 
 /* ---------------------------------------------------------- spec parsing */
@@ -390,6 +390,7 @@ hcr_status model_build(const char *spec, int rows, int cols, int num_classes, hc
 
 void model_init_weights(hcr_model *m, uint64_t seed)
 {
+    m->kernels_ready = 0;
     hcr_rng rng;
     hcr_rng_seed(&rng, seed);
     for (int i = 0; i < m->nlayers; i++) {
@@ -479,10 +480,7 @@ static int uses_winograd_backward(const layer *l)
 }
 
 /* Layer i is a first layer (one input channel) whose pooling, layer i+1,
- * runs fused with it (conv1_pool_*: the AVX2 kernels). Its out buffer then
- * holds, instead of the convolution's output, the route the backward
- * sends each pooled gradient by (a quarter of the size); its dout is not
- * used. */
+ * runs fused with it (conv1_pool_*: the AVX2 kernels); see model.h. */
 static int fused_conv_pool(const hcr_model *m, int i)
 {
 #ifdef HCR_HAVE_AVX2_KERNELS
@@ -495,6 +493,8 @@ static int fused_conv_pool(const hcr_model *m, int i)
     return 0;
 #endif
 }
+
+int model_layer_fused(const hcr_model *m, int i) { return fused_conv_pool(m, i); }
 
 #define ALIGN_FLOATS 16 /* 64 bytes */
 
@@ -527,6 +527,7 @@ hcr_status model_reserve(hcr_model *m, int n)
                         need * sizeof(float) >> 20);
     free(m->ws);
     m->ws = ws;
+    m->kernels_ready = 0;
     m->capacity = n;
     float *p = ws;
 #define TAKE(count) (p += round_up(count), p - round_up(count))
@@ -826,7 +827,13 @@ static void prepare_forward(hcr_model *m, int i)
 
 void model_forward(hcr_model *m, int n, int training, hcr_rng *rng)
 {
-    for (int i = 0; i < m->nlayers; i++) prepare_forward(m, i);
+    /* Training transforms the kernels every pass (the weights change every
+     * step); predicting reuses them until the weights or the workspace
+     * change, so that predicting image by image does not redo it. */
+    if (training || !m->kernels_ready) {
+        for (int i = 0; i < m->nlayers; i++) prepare_forward(m, i);
+        m->kernels_ready = !training;
+    }
     /* Dropout masks first, in one sequence from the seed, so they do not
      * depend on the thread count. */
     if (training)
@@ -997,6 +1004,7 @@ static void prepare_backward(hcr_model *m, int i)
 
 hcr_status model_backward(hcr_model *m, int n, const uint8_t *labels)
 {
+    m->kernels_ready = 0; /* the optimizer changes the weights next */
     const int threads = pass_threads(m);
     hcr_status st = reserve_thread_grads(m, threads);
     if (st) return st;

@@ -110,6 +110,9 @@ struct hcr_model {
     float *dlogits;
     float *tgrads;          /* per-thread gradients of per-image layers     */
     int tgrads_threads;
+    int kernels_ready;      /* the forward's transformed kernels (wg) match
+                               the weights: cleared wherever the weights or
+                               the workspace may change                     */
     float *tdu;             /* per-thread Winograd kernel gradients         */
     size_t du_floats;       /* floats of tdu per thread                     */
     int tdu_threads;
@@ -136,6 +139,14 @@ double model_loss(const hcr_model *m, int n, const uint8_t *labels, int *correct
  * are written (not accumulated) into m->grads. Fails only if the
  * per-thread gradient buffers cannot be allocated. */
 hcr_status model_backward(hcr_model *m, int n, const uint8_t *labels);
+/* Whether layer i runs fused with the pooling after it (a first layer with
+ * one input channel, on the AVX2 kernels): its out buffer then holds, per
+ * image, the route of each pooled gradient (which pixel of the window
+ * won: 0-3, or 4 for none) instead of the convolution's output, and its
+ * dout is not used. */
+int model_layer_fused(const hcr_model *m, int i);
+/* Per-image floats of layer l's output. */
+size_t layer_out_size(const layer *l);
 /* One layer on its own, for per-layer timing (bench/): layer i's forward
  * (training mode; dropout draws its mask from rng) or backward over n
  * images, run exactly as the passes run it: the same kernels, the same

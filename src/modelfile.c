@@ -656,6 +656,7 @@ static hcr_status load_fd(const char *path, int fd, uint64_t fsize, hcr_model **
         hcr_model_free(m);
         return st;
     }
+    m->kernels_ready = 0; /* new weights */
     *out = m;
     return HCR_OK;
 }
