@@ -54,34 +54,39 @@ static double median(double *v)
 #ifdef HCR_HAVE_AVX2_KERNELS
 #define WG_REPS 21
 
-/* The forward of one layer through the direct AVX2 kernel and through
- * Winograd F(2x2,3x3), interleaved rep by rep so that both see the same
- * machine load; medians of WG_REPS. batch: 128 different images (b128) or
- * one image 128 times (b1, in cache). "prepared": the kernel transformed
- * once per batch (timed); "stateless": transformed before every image, as a
- * conv_forward that gets raw weights would have to. GFLOP/s-equivalent:
- * 2 x the direct kernel's multiply-adds / time. Prints one JSON row. */
+/* The forward of one layer through the direct AVX2 kernel, Winograd
+ * F(2x2,3x3) and Winograd F(4x4,3x3), interleaved rep by rep so that all
+ * see the same machine load; medians of WG_REPS. batch: 128 different
+ * images (b128) or one image 128 times (b1, in cache). The kernel is
+ * transformed once per batch (timed), as a training step does; predict
+ * keeps it between calls. GFLOP/s-equivalent: 2 x the direct kernel's
+ * multiply-adds / time. Prints one JSON row. */
 static void bench_winograd(const float *in, const float *w, const float *b, float *out, int B,
                            int H, int W, int C, int F)
 {
-    const int K = 3, OH = H - K + 1, OW = W - K + 1;
+    const int K = 3, OH = H - K + 1, OW = W - K + 1, f4 = conv_winograd4_ok(H, W, C, K, F);
     const size_t isz = (size_t)H * W * C, osz = (size_t)OH * OW * F;
-    float *wp = random_floats(CONV_WINOGRAD_FLOATS(C, F));
+    float *wp = random_floats(CONV_WINOGRAD_FWD_FLOATS(C, F));
     double t[6][WG_REPS];
     for (int r = 0; r < WG_REPS; r++)
         for (int v = 0; v < 6; v++) {
-            const int one = v >= 3, kind = v % 3; /* 0 direct, 1 prepared, 2 stateless */
+            const int one = v >= 3, kind = v % 3; /* 0 direct, 1 F(2x2), 2 F(4x4) */
+            if (kind == 2 && !f4) {
+                t[v][r] = 1;
+                continue;
+            }
             double t0 = now();
-            if (kind == 1) conv_winograd_prepare(wp, w, C, F);
+            if (kind == 1) conv_winograd2_prepare(wp, w, C, F);
+            if (kind == 2) conv_winograd4_prepare(wp, w, C, F);
             for (int i = 0; i < B; i++) {
                 const float *x = in + (one ? 0 : (size_t)i * isz);
                 float *y = out + (one ? 0 : (size_t)i * osz);
-                if (kind == 0) {
+                if (kind == 0)
                     kernels_avx2.conv_forward(y, x, w, b, H, W, C, K, F, 1);
-                    continue;
-                }
-                if (kind == 2) conv_winograd_prepare(wp, w, C, F);
-                conv_winograd_forward(y, x, wp, b, H, W, C, F, 1);
+                else if (kind == 1)
+                    conv_winograd2_forward(y, x, wp, b, H, W, C, F, 1);
+                else
+                    conv_winograd4_forward(y, x, wp, b, H, W, C, F, 1);
             }
             t[v][r] = now() - t0;
         }
@@ -91,11 +96,12 @@ static void bench_winograd(const float *in, const float *w, const float *b, floa
         qsort(t[v], WG_REPS, sizeof(double), cmp_double);
         g[v] = flop / t[v][WG_REPS / 2] * 1e-9;
     }
-    printf("      ,{\"impl\": \"avx2-winograd\", \"forward_gflops\": %.1f, "
-           "\"forward_gflops_batch1\": %.1f, \"forward_gflops_stateless\": %.1f, "
-           "\"forward_gflops_batch1_stateless\": %.1f, \"reps\": %d, "
-           "\"direct_avx2_same_run\": {\"forward_gflops\": %.1f, \"forward_gflops_batch1\": %.1f}}\n",
-           g[1], g[4], g[2], g[5], WG_REPS, g[0], g[3]);
+    printf("      ,{\"impl\": \"avx2-winograd\", \"f2x2_forward_gflops\": %.1f, "
+           "\"f2x2_forward_gflops_batch1\": %.1f, ", g[1], g[4]);
+    if (f4)
+        printf("\"f4x4_forward_gflops\": %.1f, \"f4x4_forward_gflops_batch1\": %.1f, ", g[2], g[5]);
+    printf("\"reps\": %d, \"direct_avx2_same_run\": {\"forward_gflops\": %.1f, "
+           "\"forward_gflops_batch1\": %.1f}}\n", WG_REPS, g[0], g[3]);
     free(wp);
 }
 

@@ -49,20 +49,31 @@ extern const hcr_kernels kernels_generic;
 extern const hcr_kernels kernels_avx2;
 #define HCR_HAVE_AVX2_KERNELS 1
 
-/* Winograd F(2x2,3x3) forward convolution, AVX2 + FMA (call only where
- * kernels_select() returned &kernels_avx2). Outside the hcr_kernels table so
- * that the table's other instruction sets need no entry.
+/* Winograd forward convolution, AVX2 + FMA (call only where
+ * kernels_select() returned &kernels_avx2). Outside the hcr_kernels table
+ * so that the table's other instruction sets need no entry.
  *   conv_winograd_ok: whether a shape takes this path (K == 3, C % 8 == 0,
  *     C <= 64, F % 16 == 0, H >= 3, W >= 3); others keep conv_forward.
- *   conv_winograd_prepare: wp = G g G^T of each (c, f) kernel, [16][F/16][C][16]:
- *     16*C*F floats (CONV_WINOGRAD_FLOATS), once per weight update.
+ *   conv_winograd_prepare: wp = the transformed kernel, at most
+ *     CONV_WINOGRAD_FWD_FLOATS floats, once per weight update.
  *   conv_winograd_forward: what conv_forward computes (to float rounding),
- *     from the prepared kernel; the shape must pass conv_winograd_ok. */
+ *     from the prepared kernel; the shape must pass conv_winograd_ok.
+ * Both use F(4x4,3x3) where F % 32 == 0 (conv_winograd4_ok) and F(2x2,3x3)
+ * otherwise; the variants are callable on their own (bench, tests):
+ * conv_winograd2_* take 16*C*F floats, conv_winograd4_* 36*C*F. */
 #define CONV_WINOGRAD_FLOATS(C, F) ((size_t)16 * (size_t)(C) * (size_t)(F))
+#define CONV_WINOGRAD_FWD_FLOATS(C, F) ((size_t)36 * (size_t)(C) * (size_t)(F))
 int conv_winograd_ok(int H, int W, int C, int K, int F);
 void conv_winograd_prepare(float *wp, const float *w, int C, int F);
 void conv_winograd_forward(float *out, const float *in, const float *wp, const float *b, int H,
                            int W, int C, int F, int relu);
+int conv_winograd4_ok(int H, int W, int C, int K, int F);
+void conv_winograd2_prepare(float *wp, const float *w, int C, int F);
+void conv_winograd2_forward(float *out, const float *in, const float *wp, const float *b, int H,
+                            int W, int C, int F, int relu);
+void conv_winograd4_prepare(float *wp, const float *w, int C, int F);
+void conv_winograd4_forward(float *out, const float *in, const float *wp, const float *b, int H,
+                            int W, int C, int F, int relu);
 
 /* Winograd F(2x2,3x3) backward, the adjoint of the forward's arithmetic:
  *   conv_winograd_backward_ok: conv_winograd_ok, C % 16 == 0 and F <= 64.

@@ -514,7 +514,7 @@ hcr_status model_reserve(hcr_model *m, int n)
         if (l->kind == LAYER_FLATTEN) continue;      /* aliases its input */
         need += 2 * round_up(layer_out_size(l) * n);  /* out, dout */
         if (l->kind == LAYER_CONV) need += round_up(l->w_count); /* packed kernel */
-        if (uses_winograd(l)) need += round_up(CONV_WINOGRAD_FLOATS(l->in_c, l->out_c));
+        if (uses_winograd(l)) need += round_up(CONV_WINOGRAD_FWD_FLOATS(l->in_c, l->out_c));
         if (uses_winograd_backward(l)) need += round_up(CONV_WINOGRAD_FLOATS(l->in_c, l->out_c));
         if (l->kind == LAYER_DROPOUT) need += round_up(layer_out_size(l) * n); /* mask */
         if (l->kind == LAYER_BN) need += 2 * round_up(2 * (size_t)l->out_c);  /* bstat, bsum */
@@ -548,7 +548,7 @@ hcr_status model_reserve(hcr_model *m, int n)
         l->out = TAKE(layer_out_size(l) * n);
         l->dout = TAKE(layer_out_size(l) * n);
         if (l->kind == LAYER_CONV) l->wt = TAKE(l->w_count);
-        if (uses_winograd(l)) l->wg = TAKE(CONV_WINOGRAD_FLOATS(l->in_c, l->out_c));
+        if (uses_winograd(l)) l->wg = TAKE(CONV_WINOGRAD_FWD_FLOATS(l->in_c, l->out_c));
         if (uses_winograd_backward(l)) l->wgt = TAKE(CONV_WINOGRAD_FLOATS(l->in_c, l->out_c));
         if (l->kind == LAYER_DROPOUT) l->mask = TAKE(layer_out_size(l) * n);
         if (l->kind == LAYER_BN) {

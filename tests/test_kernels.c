@@ -184,6 +184,7 @@ static void test_winograd_matches_reference_avx2(void)
     static const int shapes[][4] = {
         {13, 13, 32, 64}, {12, 12, 8, 16}, {6, 9, 16, 32}, {3, 3, 8, 16},
         {4, 4, 8, 16},    {5, 8, 24, 48},  {9, 4, 64, 16},  {28, 28, 8, 32},
+        {3, 3, 8, 32},    {10, 10, 64, 64},
     };
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         const int H = shapes[s][0], W = shapes[s][1], C = shapes[s][2], F = shapes[s][3];
@@ -191,7 +192,7 @@ static void test_winograd_matches_reference_avx2(void)
         const size_t nin = (size_t)H * W * C, nout = (size_t)OH * OW * F, nw = (size_t)9 * C * F;
         CHECK_MSG(conv_winograd_ok(H, W, C, 3, F), "H%d W%d C%d F%d should take Winograd", H, W, C, F);
         float *in = randv(nin), *w = randv(nw), *b = randv((size_t)F), *ref = randv(nout);
-        float *wp = randv(CONV_WINOGRAD_FLOATS(C, F)), *out = randv(nout + 64), *direct = randv(nout);
+        float *wp = randv(CONV_WINOGRAD_FWD_FLOATS(C, F)), *out = randv(nout + 64), *direct = randv(nout);
         for (int i = 0; i < 64; i++) out[nout + i] = 12345.0f;
         conv_winograd_prepare(wp, w, C, F);
         for (int relu = 0; relu < 2; relu++) {
