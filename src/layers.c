@@ -208,7 +208,10 @@ void maxpool_backward(float *din, const float *dout, const int32_t *argmax, int 
 void dense_forward(float *out, const float *in, const float *w, const float *b, int B, int NI, int NO,
                    int relu)
 {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, NO, NI, 1.0f, in, NI, w, NO, 0.0f, out, NO);
+    if (B == 1) /* one image: a matrix-vector product reads w once, without packing it */
+        cblas_sgemv(CblasRowMajor, CblasTrans, NI, NO, 1.0f, w, NO, in, 1, 0.0f, out, 1);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, NO, NI, 1.0f, in, NI, w, NO, 0.0f, out, NO);
     bias_relu(out, b, (size_t)B, NO, relu);
 }
 
