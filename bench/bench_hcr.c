@@ -28,6 +28,8 @@
  * nothing here asserts a time.
  *
  * Usage: bench_hcr [--data DIR] [--threads N] [--epochs N] [--repeat N] [--quick]
+ *                  [--save MODEL]   (MODEL: the trained model, for bench/run's
+ *                                    start-up timing of hcr predict)
  */
 #include "hcr.h"
 #include "kernels.h"
@@ -61,6 +63,7 @@ extern char *openblas_get_config(void) __attribute__((weak));
 typedef struct options {
     const char *data;
     int threads, epochs, repeat, quick;
+    const char *save; /* --save: where to write the trained model, or NULL */
 } options;
 
 static double now(void)
@@ -134,6 +137,7 @@ static int parse_args(int argc, char **argv, options *o)
     o->epochs = 1;
     o->repeat = 5;
     o->quick = 0;
+    o->save = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -151,10 +155,13 @@ static int parse_args(int argc, char **argv, options *o)
             i++;
         } else if (strcmp(a, "--quick") == 0) {
             o->quick = 1;
+        } else if (strcmp(a, "--save") == 0 && v) {
+            o->save = v;
+            i++;
         } else {
             fprintf(stderr,
                     "usage: bench_hcr [--data DIR] [--threads N] [--epochs N] [--repeat N] "
-                    "[--quick]\n");
+                    "[--quick] [--save MODEL]\n");
             return 0;
         }
     }
@@ -333,6 +340,17 @@ static int bench_layers(hcr_model *m, const hcr_dataset *ds, int threads, int re
         layer_flops(l, i, B, &ff, &bf);
         printf("%s    {\"name\": \"%s\", \"forward_ms\": %.4f, \"backward_ms\": %.4f",
                printed ? ",\n" : "", l->name, f, b);
+        const char *fa = NULL, *ba = NULL; /* how the passes compute it */
+        if (model_layer_fused(m, i)) {
+            fa = "direct, fused with the pooling after it";
+            ba = "kernel gradient fused with the pooling's backward";
+        } else if (i > 0 && model_layer_fused(m, i - 1)) {
+            fa = ba = "in the convolution before it";
+        } else if (l->kind == LAYER_CONV) {
+            fa = !l->wg ? "direct" : l->out_c % 32 == 0 ? "winograd F(4x4,3x3)" : "winograd F(2x2,3x3)";
+            ba = l->wgt ? "winograd F(2x2,3x3)" : "direct";
+        }
+        if (fa) printf(", \"forward_algorithm\": \"%s\", \"backward_algorithm\": \"%s\"", fa, ba);
         if (ff > 0) {
             double fg = f > 0 ? ff / (f * 1e6) : 0, bg = b > 0 ? bf / (b * 1e6) : 0;
             printf(", \"forward_gflop\": %.4f, \"backward_gflop\": %.4f, \"forward_gflops\": %.2f, "
@@ -461,6 +479,10 @@ int main(int argc, char **argv)
     }
     const double test_acc = ev.accuracy;
     hcr_eval_free(&ev);
+    if (o.save && (s = hcr_model_save(m, o.save))) {
+        rc = fail("saving the model", s);
+        goto out;
+    }
 
     fprintf(stderr, "bench_hcr: inference\n");
     double ips1 = 0, ips1000 = 0;

@@ -629,6 +629,19 @@ typedef struct share {
     int b0, nb; /* first image, number of images */
 } share;
 
+/* Called first in each parallel region: the BLAS calls in it run on one
+ * thread. hcr already splits the batch across its threads; an OpenMP BLAS
+ * (OpenBLAS follows omp_get_max_threads() outside active regions) would
+ * otherwise start threads of its own when the region runs on one thread,
+ * for one image: more costly than the matrix-vector product itself. Sets
+ * only this region's implicit task's thread count. */
+static void blas_one_thread(void)
+{
+#ifdef _OPENMP
+    omp_set_num_threads(1);
+#endif
+}
+
 static share my_share(int n)
 {
     share s = {0, 1, 0, n};
@@ -845,6 +858,7 @@ void model_forward(hcr_model *m, int n, int training, hcr_rng *rng)
     const int threads = pass_threads(m);
 #pragma omp parallel num_threads(threads) if (n > 1 && threads > 1)
     {
+        blas_one_thread();
         share s = my_share(n);
         for (int i = 0; i < m->nlayers;) {
             /* A run of convolution and pooling layers goes image by image,
@@ -1011,6 +1025,7 @@ hcr_status model_backward(hcr_model *m, int n, const uint8_t *labels)
     for (int i = 1; i < m->nlayers; i++) prepare_backward(m, i);
 #pragma omp parallel num_threads(threads) if (n > 1 && threads > 1)
     {
+        blas_one_thread();
         share s = my_share(n);
         float *g = s.t == 0 ? m->grads : m->tgrads + (size_t)(s.t - 1) * m->nparams;
         const int k = m->num_classes;
@@ -1056,6 +1071,7 @@ void model_layer_forward(hcr_model *m, int i, int n, hcr_rng *rng)
     const int threads = pass_threads(m);
 #pragma omp parallel num_threads(threads) if (n > 1 && threads > 1)
     {
+        blas_one_thread();
         share s = my_share(n);
         if (l->kind == LAYER_BN) {
             bn_forward(m, i, n, 1);
@@ -1076,6 +1092,7 @@ hcr_status model_layer_backward(hcr_model *m, int i, int n)
     const layer *l = &m->layers[i];
 #pragma omp parallel num_threads(threads) if (n > 1 && threads > 1)
     {
+        blas_one_thread();
         share s = my_share(n);
         float *g = s.t == 0 ? m->grads : m->tgrads + (size_t)(s.t - 1) * m->nparams;
         if (l->kind == LAYER_BN) {
