@@ -529,6 +529,9 @@ static void test_model_gradients(void)
      * Winograd, forward and backward. conv 160 (12 -> 10), pool (-> 5),
      * conv_1 3*3*16*16+16 = 2320 (-> 3), dense 144*3+3 = 435. */
     model_gradcheck("conv16-pool-conv16-dense3", 12, 12, 3, 4, 9);
+    /* A Winograd layer whose ReLU is not fused into a pooling's backward,
+     * before batch normalization (as in the wide-bn architecture). */
+    model_gradcheck("conv16-conv16-bn-pool-dense3", 8, 8, 3, 4, 10);
     hcr_set_threads(1);
     model_gradcheck("conv3-bn-pool-dense5-bn", 8, 8, 3, 5, 7);
     model_gradcheck("conv2-pool-dense5", 8, 8, 3, 4, 1);
