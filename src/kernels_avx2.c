@@ -94,6 +94,16 @@ static void conv_forward(float *out, const float *in, const float *w, const floa
 
 /* ------------------------------------------------------------------- wgrad */
 
+/* db[F] += the column sums of dout[P][F] (F % 8 == 0). */
+static void bias_grad(float *db, const float *dout, int P, int F)
+{
+    for (int f = 0; f < F; f += 8) {
+        __m256 s = _mm256_setzero_ps();
+        for (int p = 0; p < P; p++) s = _mm256_add_ps(s, _mm256_loadu_ps(dout + (size_t)p * F + f));
+        _mm256_storeu_ps(db + f, _mm256_add_ps(_mm256_loadu_ps(db + f), s));
+    }
+}
+
 /* dw rows k_i = k0+i (i < kr) over filters f0..f0+8*NV, summed over all
  * output pixels. Tap k reads input offset koff[i] from a pixel's base. */
 #define CONV_WGRAD_TILE(NV)                                                                 \
@@ -146,12 +156,7 @@ static void conv_wgrad(float *dw, float *db, const float *in, const float *dout,
         for (; f0 + 16 <= F; f0 += 16) conv_wgrad_tile2(dw, in, dout, koff, kr, k0, W, C, OH, OW, F, f0);
         if (f0 < F) conv_wgrad_tile1(dw, in, dout, koff, kr, k0, W, C, OH, OW, F, f0);
     }
-    /* db += column sums of dout */
-    for (int f = 0; f < F; f += 8) {
-        __m256 s = _mm256_setzero_ps();
-        for (int p = 0; p < OH * OW; p++) s = _mm256_add_ps(s, _mm256_loadu_ps(dout + (size_t)p * F + f));
-        _mm256_storeu_ps(db + f, _mm256_add_ps(_mm256_loadu_ps(db + f), s));
-    }
+    bias_grad(db, dout, OH * OW, F);
 }
 
 /* ------------------------------------------------------------------- dgrad */
@@ -319,6 +324,25 @@ static void wg_input_tile(float *V, int i, const float *in, int ty, int tx, int 
     }
 }
 
+/* One group of tiles for the products: the transforms of tiles t0 ..
+ * t0+tr-1 (tile() writes tile i's into V; tiles are `step` pixels apart,
+ * TW to a row) and their top-left pixels in ty, tx; then zeros up to
+ * `rows` tiles (a register block's tiles past the last, whose sums are
+ * dropped). V holds nxi slices of tg tiles x C. */
+typedef void (*wg_tile_fn)(float *V, int i, const float *in, int ty, int tx, int H, int W, int C);
+
+static void wg_group(float *V, int *ty, int *tx, int t0, int tr, int rows, int TW, int step,
+                     int nxi, int tg, wg_tile_fn tile, const float *in, int H, int W, int C)
+{
+    for (int i = 0; i < tr; i++) {
+        ty[i] = step * ((t0 + i) / TW);
+        tx[i] = step * ((t0 + i) % TW);
+        tile(V, i, in, ty[i], tx[i], H, W, C);
+    }
+    for (int i = tr; i < rows; i++)
+        for (int xi = 0; xi < nxi; xi++) memset(V + ((size_t)xi * tg + i) * C, 0, sizeof(float) * C);
+}
+
 void conv_winograd2_forward(float *out, const float *in, const float *wp, const float *b, int H,
                             int W, int C, int F, int relu)
 {
@@ -330,16 +354,7 @@ void conv_winograd2_forward(float *out, const float *in, const float *wp, const 
     for (int t0 = 0; t0 < T; t0 += WG_TG) {
         const int tr = T - t0 < WG_TG ? T - t0 : WG_TG, nb = (tr + MR - 1) / MR;
         int ty[WG_TG], tx[WG_TG];
-        for (int i = 0; i < nb * MR; i++) {
-            /* Tiles past the last are zeros; their sums are dropped. */
-            if (i >= tr) {
-                for (int xi = 0; xi < 16; xi++) memset(V + ((size_t)xi * WG_TG + i) * C, 0, sizeof(float) * C);
-                continue;
-            }
-            ty[i] = 2 * ((t0 + i) / TW);
-            tx[i] = 2 * ((t0 + i) % TW);
-            wg_input_tile(V, i, in, ty[i], tx[i], H, W, C);
-        }
+        wg_group(V, ty, tx, t0, tr, nb * MR, TW, 2, 16, WG_TG, wg_input_tile, in, H, W, C);
         for (int f0 = 0; f0 < F; f0 += 16) {
             for (int xi = 0; xi < 16; xi++) {
                 const float *u0 = wp + (size_t)xi * CF + (size_t)f0 * C;
@@ -508,15 +523,7 @@ void conv_winograd4_forward(float *out, const float *in, const float *wp, const 
     for (int t0 = 0; t0 < T; t0 += WG4_TG) {
         const int tr = T - t0 < WG4_TG ? T - t0 : WG4_TG, nb = (tr + 2) / 3;
         int ty[WG4_TG], tx[WG4_TG];
-        for (int i = 0; i < nb * 3; i++) {
-            if (i >= tr) { /* tiles past the last are zeros; their sums are dropped */
-                for (int xi = 0; xi < 36; xi++) memset(V + ((size_t)xi * WG4_TG + i) * C, 0, sizeof(float) * C);
-                continue;
-            }
-            ty[i] = 4 * ((t0 + i) / TW);
-            tx[i] = 4 * ((t0 + i) % TW);
-            wg4_input_tile(V, i, in, ty[i], tx[i], H, W, C);
-        }
+        wg_group(V, ty, tx, t0, tr, nb * 3, TW, 4, 36, WG4_TG, wg4_input_tile, in, H, W, C);
         for (int f0 = 0; f0 < F; f0 += 32) {
             for (int xi = 0; xi < 36; xi++) {
                 const float *u0 = wp + (size_t)xi * CF + (size_t)f0 * C;
@@ -714,21 +721,13 @@ void conv_winograd_backward(float *din, float *du, float *db, const float *in, c
     _Alignas(32) float V[16 * WG_TG * WG_CMAX]; /* input transform, then dV */
     _Alignas(32) float DM[16 * WG_TG * WG_FMAX];
     const __m256 zero = _mm256_setzero_ps();
-    for (int f = 0; f < F; f += 8) { /* db += column sums of dout */
-        __m256 s = zero;
-        for (int p = 0; p < OH * OW; p++) s = _mm256_add_ps(s, _mm256_loadu_ps(dout + (size_t)p * F + f));
-        _mm256_storeu_ps(db + f, _mm256_add_ps(_mm256_loadu_ps(db + f), s));
-    }
+    bias_grad(db, dout, OH * OW, F);
     if (din) memset(din, 0, sizeof(float) * (size_t)H * W * C);
     for (int t0 = 0; t0 < T; t0 += WG_TG) {
         const int tr = T - t0 < WG_TG ? T - t0 : WG_TG;
         int ty[WG_TG], tx[WG_TG];
-        for (int i = 0; i < tr; i++) {
-            ty[i] = 2 * ((t0 + i) / TW);
-            tx[i] = 2 * ((t0 + i) % TW);
-            wg_input_tile(V, i, in, ty[i], tx[i], H, W, C);
-            wg_output_grad_tile(DM, i, dout, ty[i], tx[i], OH, OW, F);
-        }
+        wg_group(V, ty, tx, t0, tr, tr, TW, 2, 16, WG_TG, wg_input_tile, in, H, W, C);
+        for (int i = 0; i < tr; i++) wg_output_grad_tile(DM, i, dout, ty[i], tx[i], OH, OW, F);
         /* the kernel's gradient: rows of 6 channels (then 4 or 2) x 16 filters */
         for (int xi = 0; xi < 16; xi++) {
             const float *v = V + (size_t)xi * WG_TG * C, *dm = DM + (size_t)xi * WG_TG * F;

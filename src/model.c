@@ -496,6 +496,15 @@ static int fused_conv_pool(const hcr_model *m, int i)
 
 int model_layer_fused(const hcr_model *m, int i) { return fused_conv_pool(m, i); }
 
+/* Layer i is a convolution whose input gradient the direct kernel computes
+ * (from the packed kernel wt): not the first layer, which needs none, nor
+ * a Winograd one. */
+static int direct_dgrad(const hcr_model *m, int i)
+{
+    const layer *l = &m->layers[i];
+    return i > 0 && l->kind == LAYER_CONV && !uses_winograd_backward(l);
+}
+
 #define ALIGN_FLOATS 16 /* 64 bytes */
 
 static size_t round_up(size_t n) { return (n + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS; }
@@ -513,7 +522,7 @@ hcr_status model_reserve(hcr_model *m, int n)
         layer *l = &m->layers[i];
         if (l->kind == LAYER_FLATTEN) continue;      /* aliases its input */
         need += 2 * round_up(layer_out_size(l) * n);  /* out, dout */
-        if (l->kind == LAYER_CONV) need += round_up(l->w_count); /* packed kernel */
+        if (direct_dgrad(m, i)) need += round_up(l->w_count); /* packed kernel */
         if (uses_winograd(l)) need += round_up(CONV_WINOGRAD_FWD_FLOATS(l->in_c, l->out_c));
         if (uses_winograd_backward(l)) need += round_up(CONV_WINOGRAD_FLOATS(l->in_c, l->out_c));
         if (l->kind == LAYER_DROPOUT) need += round_up(layer_out_size(l) * n); /* mask */
@@ -547,7 +556,7 @@ hcr_status model_reserve(hcr_model *m, int n)
         }
         l->out = TAKE(layer_out_size(l) * n);
         l->dout = TAKE(layer_out_size(l) * n);
-        if (l->kind == LAYER_CONV) l->wt = TAKE(l->w_count);
+        if (direct_dgrad(m, i)) l->wt = TAKE(l->w_count);
         if (uses_winograd(l)) l->wg = TAKE(CONV_WINOGRAD_FWD_FLOATS(l->in_c, l->out_c));
         if (uses_winograd_backward(l)) l->wgt = TAKE(CONV_WINOGRAD_FLOATS(l->in_c, l->out_c));
         if (l->kind == LAYER_DROPOUT) l->mask = TAKE(layer_out_size(l) * n);
@@ -1001,24 +1010,19 @@ static void layer_backward(hcr_model *m, int i, int b0, int nb, int t, float *g,
     }
 }
 
-/* The backward pass's copy of layer i's kernel (i > 0: the first layer
- * needs no input gradient) in the layout it reads. */
+/* The backward pass's copy of layer i's kernel in the layout its input
+ * gradient reads (none for the first layer). */
 static void prepare_backward(hcr_model *m, int i)
 {
     layer *l = &m->layers[i];
-    if (l->kind != LAYER_CONV || i == 0) return;
 #ifdef HCR_HAVE_AVX2_KERNELS
-    if (l->wgt) {
-        conv_winograd_prepare_dgrad(l->wgt, l->w, l->in_c, l->out_c);
-        return;
-    }
+    if (l->wgt) conv_winograd_prepare_dgrad(l->wgt, l->w, l->in_c, l->out_c);
 #endif
-    conv_pack_wt(l->wt, l->w, l->k, l->in_c, l->out_c);
+    if (l->wt) conv_pack_wt(l->wt, l->w, l->k, l->in_c, l->out_c);
 }
 
 hcr_status model_backward(hcr_model *m, int n, const uint8_t *labels)
 {
-    m->kernels_ready = 0; /* the optimizer changes the weights next */
     const int threads = pass_threads(m);
     hcr_status st = reserve_thread_grads(m, threads);
     if (st) return st;

@@ -111,8 +111,10 @@ struct hcr_model {
     float *tgrads;          /* per-thread gradients of per-image layers     */
     int tgrads_threads;
     int kernels_ready;      /* the forward's transformed kernels (wg) match
-                               the weights: cleared wherever the weights or
-                               the workspace may change                     */
+                               the weights: set by a predicting pass; left
+                               clear by a training pass (the optimizer
+                               changes the weights next), new weights and a
+                               new workspace                                */
     float *tdu;             /* per-thread Winograd kernel gradients         */
     size_t du_floats;       /* floats of tdu per thread                     */
     int tdu_threads;
