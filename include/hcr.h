@@ -262,6 +262,18 @@ typedef struct hcr_train_config {
      * or HCR_LR_COSINE, which lowers it step by step along half a cosine
      * from lr at the first step to 0 after the last. */
     int lr_schedule;     /* HCR_LR_CONSTANT                                 */
+    /* Checkpoints (off when NULL): the whole state of the run (weights,
+     * Adam moments and step count, the random streams, the position in the
+     * epoch, the history) is written to this file, atomically, after every
+     * epoch and when the callback stops training. hcr_train leaves the
+     * file in place: remove it once the final model is saved. */
+    const char *checkpoint; /* NULL                                         */
+    /* Continue the run saved in `checkpoint` instead of starting one: the
+     * model must be the one hcr_checkpoint_load returned, the data the
+     * same, and the config the one it returned (epochs may be raised).
+     * With the same thread count the weights at the end are bit-identical
+     * to those of a run that was never stopped. */
+    int resume;             /* 0                                            */
 } hcr_train_config;
 
 enum { HCR_LR_CONSTANT = 0, HCR_LR_COSINE = 1 };
@@ -299,6 +311,12 @@ hcr_status hcr_train(hcr_model *m, const hcr_dataset *train, const hcr_dataset *
                      const hcr_train_config *cfg, hcr_progress_fn cb, void *user,
                      hcr_history *history);
 void hcr_history_free(hcr_history *h);
+
+/* Open a checkpoint written by hcr_train: the model as it was then (with
+ * its metadata) and the config of the run, with `checkpoint` set to path
+ * and `resume` to 1, ready to pass to hcr_train. The caller frees the
+ * model; cfg->checkpoint points at `path`, which must outlive the run. */
+hcr_status hcr_checkpoint_load(const char *path, hcr_model **model, hcr_train_config *cfg);
 
 /* -------------------------------------------------------------- evaluation */
 

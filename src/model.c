@@ -10,6 +10,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +21,6 @@
 #include <omp.h>
 #endif
 
-#define MAX_LAYERS 64
 /* Batch normalization sums per thread in a fixed buffer: at most this many
  * threads run a model that has it. */
 #define BN_MAX_THREADS 64
@@ -77,10 +77,14 @@ static int layer_shape(layer *l)
         l->out_w = l->in_w / l->k;
         l->out_c = l->in_c;
         return l->out_h > 0 && l->out_w > 0;
-    case LAYER_FLATTEN:
+    case LAYER_FLATTEN: {
+        /* Saturated, not wrapped: a size past INT_MAX then fails the
+         * parameter limit of the dense layer after it. */
+        long long units = (long long)l->in_h * l->in_w * l->in_c;
         l->out_h = l->out_w = 1;
-        l->out_c = l->in_h * l->in_w * l->in_c;
+        l->out_c = units > INT_MAX ? INT_MAX : (int)units;
         return 1;
+    }
     case LAYER_DENSE:
         l->out_h = l->out_w = 1;
         return l->in_h == 1 && l->in_w == 1;
@@ -101,13 +105,13 @@ static hcr_status parse_spec(const char *spec, int rows, int cols, int num_class
     int n = 0, h = rows, w = cols, c = 1;
     int flat = 0;
     const char *p = spec;
-    char token[64];
+    char token[MODEL_MAX_TOKEN + 1];
 
 #define ADD_LAYER(KIND)                                                            \
     do {                                                                           \
-        if (n >= MAX_LAYERS - 2)                                                   \
+        if (n >= MODEL_MAX_LAYERS - 2)                                                   \
             return hcr_fail(HCR_EINVAL, "spec '%s': too many layers (at most %d)", \
-                            spec, MAX_LAYERS - 2);                                 \
+                            spec, MODEL_MAX_LAYERS - 2);                                 \
         memset(&layers[n], 0, sizeof layers[n]);                                   \
         layers[n].kind = (KIND);                                                   \
         layers[n].in_h = h;                                                        \
@@ -116,10 +120,16 @@ static hcr_status parse_spec(const char *spec, int rows, int cols, int num_class
     } while (0)
 
     if (!*spec) return hcr_fail(HCR_EINVAL, "empty architecture spec");
+    if (strlen(spec) > MODEL_MAX_SPEC)
+        return hcr_fail(HCR_EINVAL, "architecture spec of %zu characters: at most %d allowed",
+                        strlen(spec), MODEL_MAX_SPEC);
     while (*p) {
         const char *start = p;
         size_t len = strcspn(p, "-");
-        snprintf(token, sizeof token, "%.*s", (int)(len < 63 ? len : 63), p);
+        if (len > MODEL_MAX_TOKEN)
+            return hcr_fail(HCR_EINVAL, "spec '%s': token '%.20s...' is %zu characters long (at most %d)",
+                            spec, p, len, MODEL_MAX_TOKEN);
+        snprintf(token, sizeof token, "%.*s", (int)len, p);
         p += len;
         if (*p == '-') {
             p++;
@@ -240,6 +250,9 @@ static hcr_status parse_spec(const char *spec, int rows, int cols, int num_class
 static void add_tensor(hcr_model *m, const layer *l, const char *what, float *data, size_t count,
                        int ndim, const int64_t *shape)
 {
+    /* Cannot fail: parse_spec keeps nlayers <= MODEL_MAX_LAYERS, and a layer
+     * has at most 4 tensors (see MODEL_MAX_TENSORS). */
+    if (m->ntensors >= MODEL_MAX_TENSORS) abort();
     tensor_ref *t = &m->tensors[m->ntensors++];
     t->trainable = data >= m->params && data < m->params + m->nparams;
     snprintf(t->name, sizeof t->name, "%s.%s", l->name, what);
@@ -279,7 +292,7 @@ static hcr_status plan_model(const char *spec, int rows, int cols, int num_class
 
 hcr_status model_spec_params(const char *spec, int rows, int cols, int num_classes, size_t *nparams)
 {
-    layer tmp[MAX_LAYERS];
+    layer tmp[MODEL_MAX_LAYERS];
     int nl = 0;
     return plan_model(spec, rows, cols, num_classes, tmp, &nl, nparams);
 }
@@ -305,7 +318,7 @@ const char *hcr_arch_preset(const char *name)
 hcr_status model_build(const char *spec, int rows, int cols, int num_classes, hcr_model **out)
 {
     *out = NULL;
-    layer tmp[MAX_LAYERS];
+    layer tmp[MODEL_MAX_LAYERS];
     int nl = 0;
     size_t planned = 0;
     hcr_status s = plan_model(spec, rows, cols, num_classes, tmp, &nl, &planned);

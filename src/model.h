@@ -78,7 +78,14 @@ typedef struct tensor_ref {
     int trainable;          /* 0: batch norm's moving mean and variance     */
 } tensor_ref;
 
-#define MODEL_MAX_TENSORS 64
+/* A spec has at most MODEL_MAX_LAYERS layers (the classifier included) and
+ * a layer at most 4 tensors (batch normalization: gamma, beta, moving mean
+ * and variance), so the tensor table can never overflow. */
+#define MODEL_MAX_LAYERS 64
+#define MODEL_MAX_TENSORS (4 * MODEL_MAX_LAYERS)
+/* The longest spec token ("conv32x3", "drop0.25") and the longest spec. */
+#define MODEL_MAX_TOKEN 63
+#define MODEL_MAX_SPEC 1024
 
 struct hcr_model {
     char *spec;
@@ -161,6 +168,21 @@ hcr_status model_layer_backward(hcr_model *m, int i, int n);
 /* Scale bytes to [0,1] floats into m->input for images idx[0..n) of pixels
  * (idx NULL: consecutive images). */
 void model_load_input(hcr_model *m, const uint8_t *pixels, const int *idx, int n);
+
+/* Tensors saved beside a model's own in the same file (a training
+ * checkpoint's optimizer state): one-dimensional, 4-byte values. */
+typedef struct model_extra {
+    const char *name;       /* e.g. "optimizer.m"; no model tensor's name  */
+    const char *dtype;      /* "F32" or "I32"                              */
+    void *data;             /* save: the values; load: malloc'ed here      */
+    size_t count;           /* values; load: set from the file             */
+} model_extra;
+
+/* hcr_model_save and hcr_model_load with extra tensors: the loader then
+ * requires exactly these beside the model's and allocates their data (the
+ * caller frees it; all NULL on failure). */
+hcr_status modelfile_save(const hcr_model *m, const char *path, const model_extra *x, int nx);
+hcr_status modelfile_load(const char *path, hcr_model **out, model_extra *x, int nx);
 
 /* The output of the last layer before softmax has num_classes units. */
 

@@ -17,6 +17,7 @@
  * file's real size before anything is allocated or read, and every failure
  * names the file and the problem.
  */
+#include "atomic.h"
 #include "model.h"
 
 #include <cjson/cJSON.h>
@@ -143,9 +144,43 @@ static int add_string(cJSON *obj, const char *key, const char *val)
     return cJSON_AddStringToObject(obj, key, val) != NULL;
 }
 
+/* The header entry of one tensor of `count` 4-byte values stored at
+ * *offset; advances *offset. 0 when out of memory. */
+static int add_entry(cJSON *root, const char *name, const char *dtype, const int64_t *shape,
+                     int ndim, uint64_t *offset, size_t count)
+{
+    cJSON *e = cJSON_CreateObject();
+    if (!e) return 0;
+    if (!cJSON_AddItemToObject(root, name, e)) {
+        cJSON_Delete(e);
+        return 0;
+    }
+    cJSON *sh = cJSON_AddArrayToObject(e, "shape");
+    if (!cJSON_AddStringToObject(e, "dtype", dtype) || !sh) return 0;
+    for (int d = 0; d < ndim; d++) {
+        cJSON *n = raw_uint((uint64_t)shape[d]);
+        if (!n || !cJSON_AddItemToArray(sh, n)) {
+            cJSON_Delete(n);
+            return 0;
+        }
+    }
+    cJSON *offs = cJSON_AddArrayToObject(e, "data_offsets");
+    if (!offs) return 0;
+    for (int k = 0; k < 2; k++) {
+        cJSON *v = raw_uint(*offset);
+        if (!v || !cJSON_AddItemToArray(offs, v)) {
+            cJSON_Delete(v);
+            return 0;
+        }
+        if (k == 0) *offset += (uint64_t)count * 4;
+    }
+    return 1;
+}
+
 /* Build the header JSON text (unpadded). On failure returns NULL with the
  * error set. */
-static char *build_header(const hcr_model *m, const char *path, hcr_status *st)
+static char *build_header(const hcr_model *m, const char *path, const model_extra *x, int nx,
+                          hcr_status *st)
 {
     *st = HCR_ENOMEM;
     cJSON *root = cJSON_CreateObject();
@@ -181,35 +216,11 @@ static char *build_header(const hcr_model *m, const char *path, hcr_status *st)
     uint64_t offset = 0;
     for (int t = 0; t < m->ntensors; t++) {
         const tensor_ref *tr = &m->tensors[t];
-        cJSON *e = cJSON_CreateObject();
-        if (!e) goto nomem;
-        if (!cJSON_AddItemToObject(root, tr->name, e)) {
-            cJSON_Delete(e);
-            goto nomem;
-        }
-        cJSON *shape = cJSON_AddArrayToObject(e, "shape");
-        cJSON *offs;
-        if (!cJSON_AddStringToObject(e, "dtype", "F32") || !shape) goto nomem;
-        for (int d = 0; d < tr->ndim; d++) {
-            cJSON *n = raw_uint((uint64_t)tr->shape[d]);
-            if (!n || !cJSON_AddItemToArray(shape, n)) {
-                cJSON_Delete(n);
-                goto nomem;
-            }
-        }
-        if (!(offs = cJSON_AddArrayToObject(e, "data_offsets"))) goto nomem;
-        cJSON *b = raw_uint(offset);
-        offset += (uint64_t)tr->count * 4;
-        cJSON *en = raw_uint(offset);
-        if (!b || !cJSON_AddItemToArray(offs, b)) {
-            cJSON_Delete(b);
-            cJSON_Delete(en);
-            goto nomem;
-        }
-        if (!en || !cJSON_AddItemToArray(offs, en)) {
-            cJSON_Delete(en);
-            goto nomem;
-        }
+        if (!add_entry(root, tr->name, "F32", tr->shape, tr->ndim, &offset, tr->count)) goto nomem;
+    }
+    for (int i = 0; i < nx; i++) {
+        const int64_t n = (int64_t)x[i].count;
+        if (!add_entry(root, x[i].name, x[i].dtype, &n, 1, &offset, x[i].count)) goto nomem;
     }
     char *text = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
@@ -226,36 +237,40 @@ nomem:
     return NULL;
 }
 
-/* Write everything into f; returns 0 or an errno value. */
-static int write_body(FILE *f, const hcr_model *m, const char *hdr, size_t hlen, size_t padded)
+/* n 4-byte values, little-endian in the file whatever the host. */
+static int write_values(FILE *f, const void *data, size_t n)
 {
-    unsigned char len8[8];
-    for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)padded >> (8 * i));
-    if (fwrite(len8, 1, 8, f) != 8) return errno ? errno : EIO;
-    if (fwrite(hdr, 1, hlen, f) != hlen) return errno ? errno : EIO;
-    for (size_t i = hlen; i < padded; i++)
-        if (fputc(' ', f) == EOF) return errno ? errno : EIO;
-
-    const int le = host_is_little_endian();
-    for (int t = 0; t < m->ntensors; t++) {
-        const tensor_ref *tr = &m->tensors[t];
-        if (le) {
-            if (tr->count && fwrite(tr->data, 4, tr->count, f) != tr->count) return errno ? errno : EIO;
-        } else {
-            float chunk[1024];
-            for (size_t i = 0; i < tr->count;) {
-                size_t k = tr->count - i < 1024 ? tr->count - i : 1024;
-                memcpy(chunk, tr->data + i, k * 4);
-                swap_floats(chunk, k);
-                if (fwrite(chunk, 4, k, f) != k) return errno ? errno : EIO;
-                i += k;
-            }
-        }
+    if (host_is_little_endian())
+        return n && fwrite(data, 4, n, f) != n ? (errno ? errno : EIO) : 0;
+    float chunk[1024];
+    for (size_t i = 0; i < n;) {
+        size_t k = n - i < 1024 ? n - i : 1024;
+        memcpy(chunk, (const char *)data + i * 4, k * 4);
+        swap_floats(chunk, k);
+        if (fwrite(chunk, 4, k, f) != k) return errno ? errno : EIO;
+        i += k;
     }
     return 0;
 }
 
-hcr_status hcr_model_save(const hcr_model *m, const char *path)
+/* Write everything into f; returns 0 or an errno value. */
+static int write_body(FILE *f, const hcr_model *m, const model_extra *x, int nx, const char *hdr,
+                      size_t hlen, size_t padded)
+{
+    unsigned char len8[8];
+    for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)padded >> (8 * i));
+    errno = 0;
+    if (fwrite(len8, 1, 8, f) != 8) return errno ? errno : EIO;
+    if (fwrite(hdr, 1, hlen, f) != hlen) return errno ? errno : EIO;
+    for (size_t i = hlen; i < padded; i++)
+        if (fputc(' ', f) == EOF) return errno ? errno : EIO;
+    int e = 0;
+    for (int t = 0; !e && t < m->ntensors; t++) e = write_values(f, m->tensors[t].data, m->tensors[t].count);
+    for (int i = 0; !e && i < nx; i++) e = write_values(f, x[i].data, x[i].count);
+    return e;
+}
+
+hcr_status modelfile_save(const hcr_model *m, const char *path, const model_extra *x, int nx)
 {
     if (!m || !path || !*path) return hcr_fail(HCR_EINVAL, "hcr_model_save: no model or no path");
 
@@ -269,71 +284,21 @@ hcr_status hcr_model_save(const hcr_model *m, const char *path)
     }
 
     hcr_status st;
-    char *hdr = build_header(m, path, &st);
+    char *hdr = build_header(m, path, x, nx, &st);
     if (!hdr) return st;
     size_t hlen = strlen(hdr);
     size_t padded = (hlen + 7) & ~(size_t)7; /* 8 + padded is a multiple of 8 */
-
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + sizeof ".tmp-XXXXXX");
-    if (!tmp) {
-        free(hdr);
-        return hcr_fail(HCR_ENOMEM, "%s: out of memory", path);
+    hcr_atomic a;
+    st = hcr_atomic_open(&a, path);
+    if (st == HCR_OK) {
+        a.err = write_body(a.f, m, x, nx, hdr, hlen, padded);
+        st = hcr_atomic_commit(&a);
     }
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmp-XXXXXX", sizeof ".tmp-XXXXXX");
-
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        int e = errno;
-        free(hdr);
-        free(tmp);
-        return hcr_fail(HCR_EIO, "%s: %s", path, strerror(e));
-    }
-    /* mkstemp makes the file 0600; give it the mode of the file it replaces,
-     * or the usual 0644 for a new one. */
-    struct stat old;
-    mode_t mode = stat(path, &old) == 0 ? (old.st_mode & 07777) : 0644;
-    int err = 0;
-    if (fchmod(fd, mode) != 0) err = errno;
-
-    FILE *f = NULL;
-    if (!err) {
-        f = fdopen(fd, "wb");
-        if (!f) err = errno;
-    }
-    if (!f) close(fd);
-    /* stdio need not set errno on a short write: clear it, so a stale value
-     * (stat's ENOENT above) is never reported; EIO stands in for none. */
-    errno = 0;
-    if (!err) err = write_body(f, m, hdr, hlen, padded);
-    if (!err && fflush(f) != 0) err = errno ? errno : EIO;
-    if (!err && fsync(fileno(f)) != 0) err = errno;
-    if (f && fclose(f) != 0 && !err) err = errno ? errno : EIO;
-    if (!err && rename(tmp, path) != 0) err = errno;
     free(hdr);
-    if (err) {
-        unlink(tmp);
-        free(tmp);
-        return hcr_fail(HCR_EIO, "%s: %s", path, strerror(err));
-    }
-    free(tmp);
-
-    /* Make the rename itself durable. Best effort: some file systems refuse
-     * to fsync a directory, and the file is complete either way. */
-    char *dir = hcr_strdup(path);
-    if (dir) {
-        char *slash = strrchr(dir, '/');
-        const char *d = slash ? (slash == dir ? "/" : (*slash = '\0', dir)) : ".";
-        int dfd = open(d, O_RDONLY | O_DIRECTORY);
-        if (dfd >= 0) {
-            (void)fsync(dfd);
-            close(dfd);
-        }
-        free(dir);
-    }
-    return HCR_OK;
+    return st;
 }
+
+hcr_status hcr_model_save(const hcr_model *m, const char *path) { return modelfile_save(m, path, NULL, 0); }
 
 /* ================================================================= load */
 
@@ -478,12 +443,105 @@ static hcr_status model_from_metadata(const char *path, const cJSON *meta, uint6
     return HCR_OK;
 }
 
-/* Check every tensor entry against the model; fills ranges[t]. */
-static hcr_status check_tensors(const char *path, const cJSON *root, const hcr_model *m,
-                                uint64_t data_len, range *ranges)
+/* The header entry `name` of one tensor: its dtype, its shape (want, or
+ * with want NULL any one-dimensional shape, whose length is stored in
+ * *count) and its byte range, checked against the data section. */
+static hcr_status check_entry(const char *path, const cJSON *root, const char *name, const char *dtype,
+                              const int64_t *want, int want_ndim, size_t *count, uint64_t data_len,
+                              range *r)
 {
-    /* Everything in the header is either __metadata__ or a model tensor,
-     * once. */
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(root, name);
+    if (!e) return fmt_fail(path, "missing tensor '%s'", name);
+    if (!cJSON_IsObject(e)) return fmt_fail(path, "tensor '%s' is not a JSON object", name);
+
+    const cJSON *dt = cJSON_GetObjectItemCaseSensitive(e, "dtype");
+    if (!dt) return fmt_fail(path, "tensor '%s' has no dtype", name);
+    if (!cJSON_IsString(dt) || !dt->valuestring)
+        return fmt_fail(path, "tensor '%s' has a dtype that is not a string", name);
+    if (strcmp(dt->valuestring, dtype) != 0)
+        return fmt_fail(path, "tensor '%s' has dtype %.20s, expected %s", name, dt->valuestring, dtype);
+
+    char wtext[96] = "a one-dimensional shape", got[96];
+    int64_t dims[8];
+    int ndim = 0;
+    if (want) format_shape(wtext, sizeof wtext, want, want_ndim);
+    const cJSON *sh = cJSON_GetObjectItemCaseSensitive(e, "shape");
+    if (!sh) return fmt_fail(path, "tensor '%s' has no shape", name);
+    if (!json_shape_text(sh, got, sizeof got, dims, &ndim))
+        return fmt_fail(path, "tensor '%s' has an invalid shape (expected an array of non-negative integers)",
+                        name);
+    int same = want ? ndim == want_ndim : ndim == 1;
+    for (int d = 0; want && same && d < ndim; d++) same = dims[d] == want[d];
+    if (!same) return fmt_fail(path, "tensor '%s' has shape %s, the architecture needs %s", name, got, wtext);
+    if (!want) {
+        if ((uint64_t)dims[0] > data_len / 4)
+            return fmt_fail(path, "tensor '%s' has shape %s, larger than the data section", name, got);
+        *count = (size_t)dims[0];
+    }
+
+    const cJSON *offs = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
+    if (!offs) return fmt_fail(path, "tensor '%s' has no data_offsets", name);
+    uint64_t b, en;
+    if (!cJSON_IsArray(offs) || cJSON_GetArraySize(offs) != 2 ||
+        !json_uint(offs->child, 9007199254740992.0, &b) ||
+        !json_uint(offs->child->next, 9007199254740992.0, &en))
+        return fmt_fail(path, "tensor '%s' has invalid data_offsets (expected [begin, end], two non-negative integers)",
+                        name);
+    if (en < b)
+        return fmt_fail(path, "tensor '%s' has data_offsets [%" PRIu64 ",%" PRIu64 "] with end before begin",
+                        name, b, en);
+    if (en - b != (uint64_t)*count * 4)
+        return fmt_fail(path, "tensor '%s' has data_offsets [%" PRIu64 ",%" PRIu64 "] spanning %" PRIu64
+                        " bytes; shape %s as %s needs %" PRIu64,
+                        name, b, en, en - b, got, dtype, (uint64_t)*count * 4);
+    if (en > data_len)
+        return fmt_fail(path, "tensor '%s' has data_offsets [%" PRIu64 ",%" PRIu64 "] past the end of the "
+                        "data (%" PRIu64 " bytes; file truncated?)",
+                        name, b, en, data_len);
+    r->begin = b;
+    r->end = en;
+    return HCR_OK;
+}
+
+/* Name of entry t: a model tensor, then the extras. */
+static const char *entry_name(const hcr_model *m, const model_extra *x, int t)
+{
+    return t < m->ntensors ? m->tensors[t].name : x[t - m->ntensors].name;
+}
+
+/* No two non-empty byte ranges overlap. */
+static hcr_status check_overlaps(const char *path, const hcr_model *m, const model_extra *x,
+                                 const range *ranges, int n)
+{
+    range *sorted = malloc(sizeof(range) * (size_t)n);
+    if (!sorted) return hcr_fail(HCR_ENOMEM, "%s: out of memory", path);
+    memcpy(sorted, ranges, sizeof(range) * (size_t)n);
+    qsort(sorted, (size_t)n, sizeof(range), cmp_range);
+    /* Empty ranges overlap nothing; `last` is the non-empty range reaching
+     * furthest so far. */
+    hcr_status st = HCR_OK;
+    int last = -1;
+    for (int i = 0; i < n && !st; i++) {
+        if (sorted[i].begin == sorted[i].end) continue;
+        if (last >= 0 && sorted[i].begin < sorted[last].end) {
+            int a = sorted[last].tensor, b = sorted[i].tensor; /* named in file order */
+            st = fmt_fail(path, "tensors '%s' and '%s' overlap", entry_name(m, x, a < b ? a : b),
+                          entry_name(m, x, a < b ? b : a));
+        }
+        if (last < 0 || sorted[i].end > sorted[last].end) last = i;
+    }
+    free(sorted);
+    return st;
+}
+
+/* Check every tensor entry against the model and the extras; fills
+ * ranges[] (model tensors, then extras) and the extras' counts. */
+static hcr_status check_tensors(const char *path, const cJSON *root, const hcr_model *m,
+                                model_extra *x, int nx, uint64_t data_len, range *ranges)
+{
+    /* Everything in the header is either __metadata__ or an expected
+     * tensor, once. */
+    const int n = m->ntensors + nx;
     int nmeta_items = 0;
     for (const cJSON *e = root->child; e; e = e->next) {
         if (strcmp(e->string, "__metadata__") == 0) {
@@ -491,86 +549,53 @@ static hcr_status check_tensors(const char *path, const cJSON *root, const hcr_m
             continue;
         }
         int t = 0;
-        while (t < m->ntensors && strcmp(m->tensors[t].name, e->string) != 0) t++;
-        if (t == m->ntensors)
+        while (t < n && strcmp(entry_name(m, x, t), e->string) != 0) t++;
+        if (t == n)
             return fmt_fail(path, "unexpected tensor '%.200s' (not part of the architecture '%s')",
                             e->string, m->spec);
         for (const cJSON *p = root->child; p != e; p = p->next)
             if (strcmp(p->string, e->string) == 0)
                 return fmt_fail(path, "tensor '%s' appears twice", e->string);
     }
-
-    for (int t = 0; t < m->ntensors; t++) {
-        const tensor_ref *tr = &m->tensors[t];
-        const cJSON *e = cJSON_GetObjectItemCaseSensitive(root, tr->name);
-        if (!e) return fmt_fail(path, "missing tensor '%s'", tr->name);
-        if (!cJSON_IsObject(e)) return fmt_fail(path, "tensor '%s' is not a JSON object", tr->name);
-
-        const cJSON *dt = cJSON_GetObjectItemCaseSensitive(e, "dtype");
-        if (!dt) return fmt_fail(path, "tensor '%s' has no dtype", tr->name);
-        if (!cJSON_IsString(dt) || !dt->valuestring)
-            return fmt_fail(path, "tensor '%s' has a dtype that is not a string", tr->name);
-        if (strcmp(dt->valuestring, "F32") != 0)
-            return fmt_fail(path, "tensor '%s' has dtype %.20s, expected F32", tr->name, dt->valuestring);
-
-        char want[96], got[96];
-        int64_t dims[8];
-        int ndim = 0;
-        format_shape(want, sizeof want, tr->shape, tr->ndim);
-        const cJSON *sh = cJSON_GetObjectItemCaseSensitive(e, "shape");
-        if (!sh) return fmt_fail(path, "tensor '%s' has no shape", tr->name);
-        if (!json_shape_text(sh, got, sizeof got, dims, &ndim))
-            return fmt_fail(path, "tensor '%s' has an invalid shape (expected an array of non-negative integers)",
-                            tr->name);
-        int same = ndim == tr->ndim;
-        for (int d = 0; same && d < ndim; d++) same = dims[d] == tr->shape[d];
-        if (!same)
-            return fmt_fail(path, "tensor '%s' has shape %s, the architecture needs %s", tr->name, got, want);
-
-        const cJSON *offs = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
-        if (!offs) return fmt_fail(path, "tensor '%s' has no data_offsets", tr->name);
-        uint64_t b, en;
-        if (!cJSON_IsArray(offs) || cJSON_GetArraySize(offs) != 2 ||
-            !json_uint(offs->child, 9007199254740992.0, &b) ||
-            !json_uint(offs->child->next, 9007199254740992.0, &en))
-            return fmt_fail(path, "tensor '%s' has invalid data_offsets (expected [begin, end], two non-negative integers)",
-                            tr->name);
-        if (en < b)
-            return fmt_fail(path, "tensor '%s' has data_offsets [%" PRIu64 ",%" PRIu64 "] with end before begin",
-                            tr->name, b, en);
-        if (en - b != (uint64_t)tr->count * 4)
-            return fmt_fail(path, "tensor '%s' has data_offsets [%" PRIu64 ",%" PRIu64 "] spanning %" PRIu64
-                            " bytes; shape %s as F32 needs %" PRIu64,
-                            tr->name, b, en, en - b, want, (uint64_t)tr->count * 4);
-        if (en > data_len)
-            return fmt_fail(path, "tensor '%s' has data_offsets [%" PRIu64 ",%" PRIu64 "] past the end of the "
-                            "data (%" PRIu64 " bytes; file truncated?)",
-                            tr->name, b, en, data_len);
-        ranges[t].begin = b;
-        ranges[t].end = en;
+    for (int t = 0; t < n; t++) {
+        const tensor_ref *tr = t < m->ntensors ? &m->tensors[t] : NULL;
+        size_t count = tr ? tr->count : 0;
+        hcr_status st = tr ? check_entry(path, root, tr->name, "F32", tr->shape, tr->ndim, &count, data_len,
+                                         &ranges[t])
+                           : check_entry(path, root, x[t - m->ntensors].name, x[t - m->ntensors].dtype, NULL, 1,
+                                         &count, data_len, &ranges[t]);
+        if (st) return st;
+        if (!tr) x[t - m->ntensors].count = count;
         ranges[t].tensor = t;
     }
+    return check_overlaps(path, m, x, ranges, n);
+}
 
-    range sorted[MODEL_MAX_TENSORS];
-    memcpy(sorted, ranges, sizeof(range) * (size_t)m->ntensors);
-    qsort(sorted, (size_t)m->ntensors, sizeof(range), cmp_range);
-    /* Empty ranges overlap nothing; `last` is the non-empty range reaching
-     * furthest so far. */
-    int last = -1;
-    for (int i = 0; i < m->ntensors; i++) {
-        if (sorted[i].begin == sorted[i].end) continue;
-        if (last >= 0 && sorted[i].begin < sorted[last].end) {
-            int x = sorted[last].tensor, y = sorted[i].tensor; /* named in model order */
-            return fmt_fail(path, "tensors '%s' and '%s' overlap", m->tensors[x < y ? x : y].name,
-                            m->tensors[x < y ? y : x].name);
-        }
-        if (last < 0 || sorted[i].end > sorted[last].end) last = i;
+/* Read n 4-byte values at off into data; 0 or an errno value. */
+static int read_values(int fd, void *data, size_t n, uint64_t off)
+{
+    if (n == 0) return 0;
+    int e = read_at(fd, data, n * 4, off);
+    if (!e && !host_is_little_endian()) swap_floats(data, n);
+    return e;
+}
+
+/* The extras' values, each in a new allocation. */
+static hcr_status read_extras(const char *path, int fd, model_extra *x, int nx, const range *ranges,
+                              uint64_t data_start)
+{
+    for (int i = 0; i < nx; i++) {
+        x[i].data = malloc(x[i].count ? x[i].count * 4 : 1);
+        if (!x[i].data) return hcr_fail(HCR_ENOMEM, "%s: out of memory for tensor '%s'", path, x[i].name);
+        int e = read_values(fd, x[i].data, x[i].count, data_start + ranges[i].begin);
+        if (e) return hcr_fail(HCR_EIO, "%s: reading tensor '%s': %s", path, x[i].name, strerror(e));
     }
     return HCR_OK;
 }
 
 /* Parse and check the header, build the model and read the tensors. */
-static hcr_status load_fd(const char *path, int fd, uint64_t fsize, hcr_model **out)
+static hcr_status load_fd(const char *path, int fd, uint64_t fsize, model_extra *x, int nx,
+                          hcr_model **out)
 {
     if (fsize < 8)
         return fmt_fail(path, "file is %" PRIu64 " bytes, too short for a safetensors header (truncated?)", fsize);
@@ -626,8 +651,9 @@ static hcr_status load_fd(const char *path, int fd, uint64_t fsize, hcr_model **
     hcr_model *m = NULL;
     hcr_status st = model_from_metadata(path, cJSON_GetObjectItemCaseSensitive(root, "__metadata__"),
                                         data_len, &m);
-    range ranges[MODEL_MAX_TENSORS];
-    if (st == HCR_OK) st = check_tensors(path, root, m, data_len, ranges);
+    range *ranges = st == HCR_OK ? malloc(sizeof(range) * (size_t)(m->ntensors + nx + 1)) : NULL;
+    if (st == HCR_OK && !ranges) st = hcr_fail(HCR_ENOMEM, "%s: out of memory", path);
+    if (st == HCR_OK) st = check_tensors(path, root, m, x, nx, data_len, ranges);
 
     /* The metadata, then the weights. */
     const cJSON *meta = cJSON_GetObjectItemCaseSensitive(root, "__metadata__");
@@ -637,21 +663,20 @@ static hcr_status load_fd(const char *path, int fd, uint64_t fsize, hcr_model **
     }
     cJSON_Delete(root);
 
-    const int le = host_is_little_endian();
     for (int t = 0; st == HCR_OK && t < m->ntensors; t++) {
         tensor_ref *tr = &m->tensors[t];
-        if (tr->count == 0) continue;
-        e = read_at(fd, tr->data, tr->count * 4, data_start + ranges[t].begin);
+        e = read_values(fd, tr->data, tr->count, data_start + ranges[t].begin);
         if (e) {
             st = hcr_fail(HCR_EIO, "%s: reading tensor '%s': %s", path, tr->name, strerror(e));
             break;
         }
-        if (!le) swap_floats(tr->data, tr->count);
         long long bad = first_nonfinite(tr->data, tr->count);
         if (bad >= 0)
             st = fmt_fail(path, "tensor '%s' element %lld is %s; refusing a model with non-finite weights",
                           tr->name, bad, isnan(tr->data[bad]) ? "NaN" : "infinite");
     }
+    if (st == HCR_OK) st = read_extras(path, fd, x, nx, ranges + (m ? m->ntensors : 0), data_start);
+    free(ranges);
     if (st != HCR_OK) {
         hcr_model_free(m);
         return st;
@@ -661,11 +686,16 @@ static hcr_status load_fd(const char *path, int fd, uint64_t fsize, hcr_model **
     return HCR_OK;
 }
 
-hcr_status hcr_model_load(const char *path, hcr_model **out)
+hcr_status modelfile_load(const char *path, hcr_model **out, model_extra *x, int nx)
 {
     if (out) *out = NULL;
+    for (int i = 0; i < nx; i++) {
+        x[i].data = NULL;
+        x[i].count = 0;
+    }
     if (!path || !out) return hcr_fail(HCR_EINVAL, "hcr_model_load: no path or no output");
-    int fd = open(path, O_RDONLY);
+    /* O_NONBLOCK: a FIFO is refused below instead of waiting for a writer. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) return hcr_fail(HCR_EIO, "%s: %s", path, strerror(errno));
     struct stat sb;
     if (fstat(fd, &sb) != 0) {
@@ -675,9 +705,19 @@ hcr_status hcr_model_load(const char *path, hcr_model **out)
     }
     if (!S_ISREG(sb.st_mode)) {
         close(fd);
-        return hcr_fail(HCR_EIO, "%s: not a regular file", path);
+        return hcr_fail(HCR_EIO, "%s: %s, not a model file", path,
+                        S_ISDIR(sb.st_mode) ? "a directory" : S_ISFIFO(sb.st_mode) ? "a FIFO"
+                        : S_ISCHR(sb.st_mode) || S_ISBLK(sb.st_mode) ? "a device" : "not a regular file");
     }
-    hcr_status st = load_fd(path, fd, (uint64_t)sb.st_size, out);
+    hcr_status st = load_fd(path, fd, (uint64_t)sb.st_size, x, nx, out);
     close(fd);
+    if (st) {
+        for (int i = 0; i < nx; i++) {
+            free(x[i].data);
+            x[i].data = NULL;
+        }
+    }
     return st;
 }
+
+hcr_status hcr_model_load(const char *path, hcr_model **out) { return modelfile_load(path, out, NULL, 0); }

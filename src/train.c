@@ -8,11 +8,11 @@
  *       for each batch: forward, loss, backward, adam_step
  *       evaluate on the validation images
  */
-#include "model.h"
 #include "metrics.h"
-#include "optimizer.h"
+#include "trainer.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -30,6 +30,8 @@ void hcr_train_config_default(hcr_train_config *cfg)
     cfg->shift = 0;
     cfg->flip = 0;
     cfg->lr_schedule = HCR_LR_CONSTANT;
+    cfg->checkpoint = NULL;
+    cfg->resume = 0;
 }
 
 float train_lr_at(const hcr_train_config *cfg, long step, long total)
@@ -66,13 +68,8 @@ static double now_seconds(void)
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-
-hcr_status hcr_train(hcr_model *m, const hcr_dataset *train, const hcr_dataset *val,
-                     const hcr_train_config *cfg, hcr_progress_fn cb, void *user,
-                     hcr_history *history)
+static hcr_status check_config(const hcr_train_config *cfg)
 {
-    if (history) memset(history, 0, sizeof *history);
-    if (!m || !cfg) return hcr_fail(HCR_EINVAL, "hcr_train: no model or config");
     if (cfg->epochs < 1 || cfg->epochs > 100000)
         return hcr_fail(HCR_EINVAL, "epochs must be between 1 and 100000 (got %d)", cfg->epochs);
     if (cfg->batch_size < 1 || cfg->batch_size > 65536)
@@ -81,117 +78,198 @@ hcr_status hcr_train(hcr_model *m, const hcr_dataset *train, const hcr_dataset *
         return hcr_fail(HCR_EINVAL, "unknown learning-rate schedule %d", cfg->lr_schedule);
     if (cfg->shift < 0 || cfg->shift > 8)
         return hcr_fail(HCR_EINVAL, "augmentation shift must be between 0 and 8 pixels (got %d)", cfg->shift);
-    hcr_status s = check_dataset(m, train, "training");
-    if (s) return s;
-    if (val && (s = check_dataset(m, val, "validation"))) return s;
+    if (cfg->resume && !cfg->checkpoint) return hcr_fail(HCR_EINVAL, "resume needs a checkpoint path");
+    return HCR_OK;
+}
 
-    hcr_set_threads(cfg->threads);
-    const int batch = cfg->batch_size < train->count ? cfg->batch_size : train->count;
-    if ((s = model_reserve(m, batch))) return s;
-    adam opt;
-    if ((s = adam_init(&opt, m->nparams, cfg->lr, cfg->beta1, cfg->beta2, cfg->epsilon))) return s;
-    int *order = malloc(sizeof(int) * (size_t)train->count);
-    uint8_t *labels = malloc((size_t)batch);
+static void trainer_free(trainer *t)
+{
+    free(t->order);
+    free(t->labels);
+    free(t->aug);
+    free(t->aug_index);
+    adam_free(&t->opt);
+    free(t->hist.rows);
+}
+
+/* A fresh run: Adam from zero, the streams from the seed, epoch 1. */
+static hcr_status trainer_init(trainer *t, hcr_model *m, const hcr_dataset *train, const hcr_dataset *val,
+                               const hcr_train_config *cfg)
+{
+    memset(t, 0, sizeof *t);
+    t->m = m;
+    t->train = train;
+    t->val = val;
+    t->cfg = *cfg;
+    t->batch = cfg->batch_size < train->count ? cfg->batch_size : train->count;
+    t->steps = (train->count + t->batch - 1) / t->batch;
+    t->epoch = 1;
+    hcr_status s = model_reserve(m, t->batch);
+    if (s || (s = adam_init(&t->opt, m->nparams, cfg->lr, cfg->beta1, cfg->beta2, cfg->epsilon))) return s;
     /* With augmentation, each batch's images are altered copies. */
     const bool augment = cfg->shift > 0 || cfg->flip;
     const size_t image = (size_t)train->rows * (size_t)train->cols;
-    uint8_t *aug = augment ? malloc(image * (size_t)batch) : NULL;
-    int *aug_index = augment ? malloc(sizeof(int) * (size_t)batch) : NULL;
-    if (augment && (!aug || !aug_index)) s = HCR_ENOMEM;
-    if (history) {
-        history->rows = calloc((size_t)cfg->epochs, sizeof *history->rows);
-        if (!history->rows) s = HCR_ENOMEM;
-    }
-    if (!order || !labels || s) {
-        free(order);
-        free(labels);
-        free(aug);
-        free(aug_index);
-        adam_free(&opt);
+    t->order = malloc(sizeof(int) * (size_t)train->count);
+    t->labels = malloc((size_t)t->batch);
+    t->aug = augment ? malloc(image * (size_t)t->batch) : NULL;
+    t->aug_index = augment ? malloc(sizeof(int) * (size_t)t->batch) : NULL;
+    t->hist.rows = calloc((size_t)cfg->epochs, sizeof *t->hist.rows);
+    if (!t->order || !t->labels || !t->hist.rows || (augment && (!t->aug || !t->aug_index))) {
+        trainer_free(t);
         return hcr_fail(HCR_ENOMEM, "out of memory");
     }
-    for (int i = 0; i < train->count; i++) order[i] = i;
+    for (int i = 0; i < train->count; i++) t->order[i] = i;
+    for (int b = 0; b < t->batch && t->aug_index; b++) t->aug_index[b] = b;
+    /* Three streams from one seed: the shuffle order, the dropout masks and
+     * the augmentation. */
+    hcr_rng_seed(&t->shuffle_rng, cfg->seed);
+    hcr_rng_seed(&t->dropout_rng, cfg->seed ^ 0x64726f706f7574ULL);
+    hcr_rng_seed(&t->augment_rng, cfg->seed ^ 0x6175676d656e74ULL);
+    return HCR_OK;
+}
 
-    /* Two streams from one seed: the shuffle order and the dropout masks. */
-    hcr_rng shuffle_rng, dropout_rng, augment_rng;
-    hcr_rng_seed(&shuffle_rng, cfg->seed);
-    hcr_rng_seed(&dropout_rng, cfg->seed ^ 0x64726f706f7574ULL);
-    hcr_rng_seed(&augment_rng, cfg->seed ^ 0x6175676d656e74ULL);
-    for (int b = 0; b < batch && aug_index; b++) aug_index[b] = b;
-
-    const int steps = (train->count + batch - 1) / batch;
-    s = HCR_OK;
-    for (int epoch = 1; epoch <= cfg->epochs && !s; epoch++) {
-        double t0 = now_seconds();
-        for (int i = train->count - 1; i > 0; i--) {
-            int j = (int)hcr_rng_below(&shuffle_rng, (uint32_t)i + 1);
-            int tmp = order[i];
-            order[i] = order[j];
-            order[j] = tmp;
+/* Put the images of this step (shifted and flipped copies when augmenting)
+ * into the model's input, and their labels into t->labels. */
+static int load_batch(trainer *t)
+{
+    const hcr_dataset *d = t->train;
+    const int start = t->step * t->batch;
+    const int n = d->count - start < t->batch ? d->count - start : t->batch;
+    const int *idx = t->order + start;
+    if (t->aug) {
+        const size_t image = (size_t)d->rows * (size_t)d->cols;
+        const int shift = t->cfg.shift;
+        const uint32_t span = 2u * (uint32_t)shift + 1u;
+        for (int b = 0; b < n; b++) {
+            const int dx = (int)hcr_rng_below(&t->augment_rng, span) - shift;
+            const int dy = (int)hcr_rng_below(&t->augment_rng, span) - shift;
+            const int flip = t->cfg.flip ? (int)(hcr_rng_next(&t->augment_rng) >> 63) : 0;
+            augment_image(t->aug + (size_t)b * image, d->pixels + (size_t)idx[b] * image, d->rows, d->cols,
+                          dx, dy, flip);
         }
-        double loss_sum = 0;
-        long correct_sum = 0, seen = 0;
-        hcr_progress p = {0};
-        p.epoch = epoch;
-        p.epochs = cfg->epochs;
-        p.steps = steps;
-        for (int step = 0; step < steps; step++) {
-            const int start = step * batch;
-            const int n = train->count - start < batch ? train->count - start : batch;
-            if (augment) {
-                const uint32_t span = 2u * (uint32_t)cfg->shift + 1u;
-                for (int b = 0; b < n; b++) {
-                    const int dx = (int)hcr_rng_below(&augment_rng, span) - cfg->shift;
-                    const int dy = (int)hcr_rng_below(&augment_rng, span) - cfg->shift;
-                    const int flip = cfg->flip ? (int)(hcr_rng_next(&augment_rng) >> 63) : 0;
-                    augment_image(aug + (size_t)b * image, train->pixels + (size_t)order[start + b] * image,
-                                  train->rows, train->cols, dx, dy, flip);
-                }
-                model_load_input(m, aug, aug_index, n);
-            } else {
-                model_load_input(m, train->pixels, order + start, n);
-            }
-            for (int b = 0; b < n; b++) labels[b] = train->labels[order[start + b]];
-            model_forward(m, n, 1, &dropout_rng);
-            int correct = 0;
-            double loss = model_loss(m, n, labels, &correct);
-            if ((s = model_backward(m, n, labels))) break;
-            opt.lr = train_lr_at(cfg, (long)(epoch - 1) * steps + step, (long)cfg->epochs * steps);
-            adam_step(&opt, m->params, m->grads);
-            loss_sum += loss * n;
-            correct_sum += correct;
-            seen += n;
-            p.step = step + 1;
-            p.loss = loss_sum / seen;
-            p.accuracy = (double)correct_sum / seen;
-            p.epoch_seconds = now_seconds() - t0;
-            if (cb && cb(user, &p)) {
-                s = hcr_fail(HCR_EINTERRUPTED, "training stopped at epoch %d, step %d", epoch, step + 1);
-                break;
-            }
-        }
-        if (s) break;
-        if (val) {
-            if ((s = model_eval_dataset(m, val, batch, &p.val_loss, &p.val_accuracy, NULL))) break;
-        }
-        p.epoch_seconds = now_seconds() - t0;
-        p.end_of_epoch = 1;
-        if (history) {
-            hcr_epoch_record *r = &history->rows[history->epochs++];
-            r->loss = p.loss;
-            r->accuracy = p.accuracy;
-            r->val_loss = val ? p.val_loss : 0;
-            r->val_accuracy = val ? p.val_accuracy : 0;
-            r->seconds = p.epoch_seconds;
-        }
-        if (cb && cb(user, &p))
-            s = hcr_fail(HCR_EINTERRUPTED, "training stopped after epoch %d", epoch);
+        model_load_input(t->m, t->aug, t->aug_index, n);
+    } else {
+        model_load_input(t->m, d->pixels, idx, n);
     }
-    free(order);
-    free(labels);
-    free(aug);
-    free(aug_index);
-    adam_free(&opt);
+    for (int b = 0; b < n; b++) t->labels[b] = d->labels[idx[b]];
+    return n;
+}
+
+/* One step: load the batch, forward, loss, backward, Adam update. */
+static hcr_status train_step(trainer *t)
+{
+    hcr_model *m = t->m;
+    const int n = load_batch(t);
+    model_forward(m, n, 1, &t->dropout_rng);
+    int correct = 0;
+    const double loss = model_loss(m, n, t->labels, &correct);
+    hcr_status s = model_backward(m, n, t->labels);
+    if (s) return s;
+    const long total = (long)t->cfg.epochs * t->steps;
+    t->opt.lr = train_lr_at(&t->cfg, (long)(t->epoch - 1) * t->steps + t->step, total);
+    adam_step(&t->opt, m->params, m->grads);
+    t->loss_sum += loss * n;
+    t->correct_sum += correct;
+    t->seen += n;
+    t->step++;
+    return HCR_OK;
+}
+
+/* Draw this epoch's order: a Fisher-Yates shuffle of the last one. */
+static void shuffle(trainer *t)
+{
+    for (int i = t->train->count - 1; i > 0; i--) {
+        int j = (int)hcr_rng_below(&t->shuffle_rng, (uint32_t)i + 1);
+        int tmp = t->order[i];
+        t->order[i] = t->order[j];
+        t->order[j] = tmp;
+    }
+    t->shuffled = 1;
+}
+
+/* Validation, the history row, and the move to the next epoch. */
+static hcr_status finish_epoch(trainer *t, hcr_progress *p, double t0)
+{
+    if (t->val) {
+        hcr_status s = model_eval_dataset(t->m, t->val, t->batch, &p->val_loss, &p->val_accuracy, NULL);
+        if (s) return s;
+    }
+    p->end_of_epoch = 1;
+    p->epoch_seconds = now_seconds() - t0;
+    hcr_epoch_record *r = &t->hist.rows[t->hist.epochs++];
+    r->loss = p->loss;
+    r->accuracy = p->accuracy;
+    r->val_loss = t->val ? p->val_loss : 0;
+    r->val_accuracy = t->val ? p->val_accuracy : 0;
+    r->seconds = p->epoch_seconds;
+    t->epoch++;
+    t->step = t->shuffled = 0;
+    t->loss_sum = 0;
+    t->correct_sum = t->seen = 0;
+    t->seconds_before = 0;
+    return HCR_OK;
+}
+
+/* Stop: save a checkpoint when asked for one (at the end of an epoch it
+ * has just been saved), then say where it stopped. */
+static hcr_status interrupted(trainer *t, int end_of_epoch)
+{
+    if (t->cfg.checkpoint && !end_of_epoch) {
+        hcr_status s = trainer_save(t, t->cfg.checkpoint);
+        if (s) return s;
+    }
+    if (end_of_epoch) return hcr_fail(HCR_EINTERRUPTED, "training stopped after epoch %d", t->epoch - 1);
+    return hcr_fail(HCR_EINTERRUPTED, "training stopped at epoch %d, step %d", t->epoch, t->step);
+}
+
+/* The epoch in progress, from where it stands to its end. */
+static hcr_status run_epoch(trainer *t, hcr_progress_fn cb, void *user)
+{
+    const double t0 = now_seconds() - t->seconds_before;
+    if (!t->shuffled) shuffle(t);
+    hcr_progress p = {.epoch = t->epoch, .epochs = t->cfg.epochs, .steps = t->steps};
+    while (t->step < t->steps) {
+        hcr_status s = train_step(t);
+        if (s) return s;
+        p.step = t->step;
+        p.loss = t->loss_sum / (double)t->seen;
+        p.accuracy = (double)t->correct_sum / (double)t->seen;
+        p.epoch_seconds = now_seconds() - t0;
+        if (cb && cb(user, &p)) {
+            t->seconds_before = p.epoch_seconds;
+            return interrupted(t, 0);
+        }
+    }
+    p.loss = t->seen ? t->loss_sum / (double)t->seen : 0;
+    p.accuracy = t->seen ? (double)t->correct_sum / (double)t->seen : 0;
+    p.step = t->steps;
+    hcr_status s = finish_epoch(t, &p, t0);
+    if (s) return s;
+    if (t->cfg.checkpoint && (s = trainer_save(t, t->cfg.checkpoint))) return s;
+    if (cb && cb(user, &p)) return interrupted(t, 1);
+    return HCR_OK;
+}
+
+hcr_status hcr_train(hcr_model *m, const hcr_dataset *train, const hcr_dataset *val,
+                     const hcr_train_config *cfg, hcr_progress_fn cb, void *user,
+                     hcr_history *history)
+{
+    if (history) memset(history, 0, sizeof *history);
+    if (!m || !cfg) return hcr_fail(HCR_EINVAL, "hcr_train: no model or config");
+    hcr_status s = check_config(cfg);
+    if (s || (s = check_dataset(m, train, "training"))) return s;
+    if (val && (s = check_dataset(m, val, "validation"))) return s;
+
+    hcr_set_threads(cfg->threads);
+    trainer t;
+    if ((s = trainer_init(&t, m, train, val, cfg))) return s;
+    if (cfg->resume) s = trainer_restore(&t, cfg->checkpoint);
+    while (!s && t.epoch <= cfg->epochs) s = run_epoch(&t, cb, user);
+    if (history) {
+        *history = t.hist;
+        t.hist.rows = NULL;
+    }
+    trainer_free(&t);
     return s;
 }
 

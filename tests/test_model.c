@@ -793,6 +793,145 @@ done:
     free_ds(&train);
 }
 
+/* ----------------------------------------------------------- checkpoints */
+
+typedef struct stop_after {
+    int calls, at;
+} stop_after;
+
+static int stop_at(void *user, const hcr_progress *p)
+{
+    (void)p;
+    stop_after *s = user;
+    return ++s->calls == s->at;
+}
+
+/* Both models hold the same bits: weights and batch-norm statistics. */
+static int same_bits(const hcr_model *a, const hcr_model *b)
+{
+    return a->nparams == b->nparams && a->nstate == b->nstate &&
+           memcmp(a->params, b->params, a->nparams * sizeof(float)) == 0 &&
+           memcmp(a->state, b->state, a->nstate * sizeof(float)) == 0;
+}
+
+/* A run stopped anywhere (mid-epoch, at an epoch's end, on the last step)
+ * and resumed from its checkpoint ends bit-identical to a run never
+ * stopped, with dropout, batch normalization and augmentation drawing from
+ * all three random streams. */
+static void test_checkpoint_resume(void)
+{
+    const char *spec = "conv4-bn-pool-dense16-drop0.3";
+    const char *ck = harness_tmp_path("resume.ckpt");
+    hcr_dataset train = make_bars(100, 5), val = make_bars(30, 6);
+    hcr_train_config cfg = small_config(21);
+    cfg.epochs = 3;
+    cfg.shift = 1;
+    hcr_model *ref = NULL;
+    hcr_history href;
+    if (!create(spec, 8, 8, 3, 4, &ref)) goto done;
+    CHECK(hcr_train(ref, &train, &val, &cfg, NULL, NULL, &href) == HCR_OK);
+    /* 100 images in batches of 16: 7 steps and one end-of-epoch call each. */
+    static const int stops[] = {1, 4, 7, 8, 9, 15, 23, 24};
+    for (size_t i = 0; i < sizeof stops / sizeof stops[0]; i++) {
+        hcr_model *m = NULL, *r = NULL;
+        if (!create(spec, 8, 8, 3, 4, &m)) break;
+        hcr_train_config c = cfg, rc;
+        c.checkpoint = ck;
+        stop_after sa = {0, stops[i]};
+        hcr_history h1, h2;
+        CHECK(hcr_train(m, &train, &val, &c, stop_at, &sa, &h1) == HCR_EINTERRUPTED);
+        CHECK_MSG(hcr_checkpoint_load(ck, &r, &rc) == HCR_OK, "%s", hcr_last_error());
+        if (r) {
+            CHECK(rc.resume == 1 && rc.checkpoint == ck && rc.batch_size == 16 && rc.seed == 21 &&
+                  rc.shift == 1 && rc.epochs == 3 && rc.lr == cfg.lr);
+            CHECK(hcr_model_get_meta(r, "checkpoint") == NULL);
+            CHECK_MSG(hcr_train(r, &train, &val, &rc, NULL, NULL, &h2) == HCR_OK, "%s", hcr_last_error());
+            CHECK_MSG(same_bits(r, ref), "stopped at call %d: the resumed run differs", stops[i]);
+            CHECK(h2.epochs == 3);
+            for (int e = 0; e < 3 && e < h2.epochs; e++)
+                CHECK(h2.rows[e].loss == href.rows[e].loss && h2.rows[e].val_loss == href.rows[e].val_loss);
+            hcr_history_free(&h2);
+        }
+        hcr_history_free(&h1);
+        hcr_model_free(m);
+        hcr_model_free(r);
+    }
+    /* A finished run's last checkpoint: nothing is left to do, or more
+     * epochs on top. */
+    hcr_model *m = NULL;
+    hcr_train_config c = cfg, rc;
+    c.checkpoint = ck;
+    if (create(spec, 8, 8, 3, 4, &m)) {
+        CHECK(hcr_train(m, &train, &val, &c, NULL, NULL, NULL) == HCR_OK);
+        CHECK(same_bits(m, ref));
+        hcr_model_free(m);
+        m = NULL;
+        CHECK(hcr_checkpoint_load(ck, &m, &rc) == HCR_OK);
+        rc.epochs = 4;
+        if (m) CHECK(hcr_train(m, &train, &val, &rc, NULL, NULL, NULL) == HCR_OK);
+        if (m) CHECK(!same_bits(m, ref));
+    }
+    hcr_model_free(m);
+    hcr_history_free(&href);
+done:
+    hcr_model_free(ref);
+    free_ds(&train);
+    free_ds(&val);
+}
+
+/* Resuming with other settings, or from something that is not a sound
+ * checkpoint, is refused by name. */
+static void test_checkpoint_refused(void)
+{
+    const char *ck = harness_tmp_path("refused.ckpt"), *plain = harness_tmp_path("plain.safetensors");
+    hcr_dataset train = make_bars(60, 7), other = make_bars(61, 7);
+    hcr_train_config cfg = small_config(3), rc;
+    cfg.epochs = 2;
+    cfg.checkpoint = ck;
+    hcr_model *m = NULL, *r = NULL;
+    if (!create("conv2-pool-dense4", 8, 8, 3, 1, &m)) goto done;
+    stop_after sa = {0, 2};
+    CHECK(hcr_train(m, &train, NULL, &cfg, stop_at, &sa, NULL) == HCR_EINTERRUPTED);
+    CHECK(hcr_checkpoint_load(ck, &r, &rc) == HCR_OK);
+    if (!r) goto done;
+    rc.batch_size = 8;
+    CHECK(hcr_train(r, &train, NULL, &rc, NULL, NULL, NULL) == HCR_EINVAL);
+    CHECK_CONTAINS(hcr_last_error(), "used another batch size");
+    rc.batch_size = 16;
+    CHECK(hcr_train(r, &other, NULL, &rc, NULL, NULL, NULL) == HCR_EINVAL);
+    CHECK_CONTAINS(hcr_last_error(), "another number of training images");
+    rc.epochs = 2;
+    rc.resume = 0;
+    rc.checkpoint = NULL;
+    /* A model file is not a checkpoint. */
+    CHECK(hcr_model_save(m, plain) == HCR_OK);
+    hcr_model *x = (hcr_model *)&x;
+    CHECK(hcr_checkpoint_load(plain, &x, &rc) == HCR_EFORMAT && x == NULL);
+    CHECK_CONTAINS(hcr_last_error(), "not a checkpoint");
+    /* A crafted order (an index past the data) is refused before use. */
+    FILE *f = fopen(ck, "r+b");
+    if (f) {
+        const unsigned char big[4] = {0xff, 0xff, 0xff, 0x7f};
+        fseek(f, -4, SEEK_END);
+        fwrite(big, 1, 4, f);
+        fclose(f);
+    }
+    rc.checkpoint = ck;
+    rc.resume = 1;
+    CHECK(hcr_train(r, &train, NULL, &rc, NULL, NULL, NULL) == HCR_EFORMAT);
+    CHECK_CONTAINS(hcr_last_error(), "train.order is not an order");
+    /* The model file saved while a checkpoint is written carries no trace. */
+    hcr_model *p = NULL;
+    CHECK(hcr_model_load(plain, &p) == HCR_OK);
+    if (p) CHECK(hcr_model_get_meta(p, "checkpoint") == NULL);
+    hcr_model_free(p);
+done:
+    hcr_model_free(m);
+    hcr_model_free(r);
+    free_ds(&train);
+    free_ds(&other);
+}
+
 /* Every step updates the weights, the last one of an epoch included: with
  * a batch larger than the set there is exactly one step, and it moves every
  * kernel. */
@@ -1079,5 +1218,5 @@ static void test_batchnorm(void)
 TEST_MAIN(TEST(test_default_model_shape), TEST(test_batchnorm), TEST(test_glorot_init), TEST(test_spec_errors),
           TEST(test_spec_alternatives), TEST(test_model_gradients), TEST(test_backward_threads),
           TEST(test_train_config_default), TEST(test_train_deterministic_and_learns),
-          TEST(test_train_progress_and_stop), TEST(test_train_single_step), TEST(test_train_errors), TEST(test_predict),
+          TEST(test_train_progress_and_stop), TEST(test_checkpoint_resume), TEST(test_checkpoint_refused), TEST(test_train_single_step), TEST(test_train_errors), TEST(test_predict),
           TEST(test_predict_after_training))

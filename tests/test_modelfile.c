@@ -16,6 +16,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -311,6 +313,83 @@ static void test_round_trip_other_spec(void)
     hcr_model_free(m);
 }
 
+/* "conv8x1-bn" n times: 6 tensors a block (the 1x1 convolution keeps the
+ * 28x28 size), so 30 blocks need 182 tensors and 62 layers. */
+static char *deep_spec(int n)
+{
+    char *s = malloc((size_t)n * 11 + 1);
+    if (!s) exit(2);
+    s[0] = '\0';
+    for (int i = 0; i < n; i++) strcat(strcat(s, i ? "-" : ""), "conv8x1-bn");
+    return s;
+}
+
+/* The deepest spec that fits round-trips with every tensor; one block more
+ * is refused by name, from a spec and from a crafted file alike (once an
+ * overflow of the tensor table). */
+static void test_deep_spec(void)
+{
+    char *spec = deep_spec(30);
+    hcr_model *m = NULL;
+    CHECK_MSG(hcr_model_create(spec, 28, 28, 10, 3, &m) == HCR_OK, "%s", hcr_last_error());
+    free(spec);
+    if (!m) return;
+    CHECK(m->ntensors == 30 * 6 + 2);
+    const char *p = harness_tmp_path("deep.safetensors");
+    CHECK_MSG(hcr_model_save(m, p) == HCR_OK, "%s", hcr_last_error());
+    hcr_model *l = NULL;
+    CHECK_MSG(hcr_model_load(p, &l) == HCR_OK, "%s", hcr_last_error());
+    if (l) {
+        CHECK(l->ntensors == m->ntensors);
+        for (int t = 0; t < m->ntensors && t < l->ntensors; t++)
+            CHECK(memcmp(l->tensors[t].data, m->tensors[t].data, m->tensors[t].count * 4) == 0);
+        hcr_model_free(l);
+    }
+    hcr_model_free(m);
+
+    spec = deep_spec(31);
+    m = (hcr_model *)&m;
+    CHECK(hcr_model_create(spec, 28, 28, 10, 3, &m) == HCR_EINVAL && m == NULL);
+    CHECK_CONTAINS(hcr_last_error(), "too many layers (at most 62)");
+    /* The same spec in a file's metadata. */
+    make_good();
+    size_t len = 0;
+    unsigned char *file = slurp(p, &len);
+    uint64_t n = 0;
+    for (int i = 0; i < 8; i++) n |= (uint64_t)file[i] << (8 * i);
+    char *hdr = malloc((size_t)n + 1);
+    memcpy(hdr, file + 8, (size_t)n);
+    hdr[n] = '\0';
+    char *old = deep_spec(30);
+    char *h = replace(hdr, old, spec);
+    if (h) {
+        write_with_header(p, h);
+        expect_fail(p, HCR_EFORMAT, "too many layers");
+    }
+    free(h);
+    free(old);
+    free(hdr);
+    free(file);
+    free(spec);
+}
+
+/* Tokens and specs past their length limits are refused, never cut. */
+static void test_long_spec(void)
+{
+    char tok[200] = "conv32-drop0.5";
+    memset(tok + strlen(tok), '0', 60);
+    strcpy(tok + strlen(tok), "garbage");
+    hcr_model *m = NULL;
+    CHECK(hcr_spec_check(tok, 28, 28, 10, NULL) == HCR_EINVAL);
+    CHECK_CONTAINS(hcr_last_error(), "characters long (at most 63)");
+    char *big = malloc(2000);
+    strcpy(big, "conv8");
+    while (strlen(big) < 1500) strcat(big, "-drop0.1");
+    CHECK(hcr_model_create(big, 28, 28, 10, 1, &m) == HCR_EINVAL && m == NULL);
+    CHECK_CONTAINS(hcr_last_error(), "at most 1024 allowed");
+    free(big);
+}
+
 /* ------------------------------------------------------------ the layout */
 
 static void test_file_is_safetensors(void)
@@ -427,15 +506,67 @@ static void test_atomic_write(void)
     snprintf(missing, sizeof missing, "%s/no/such/dir/m.safetensors", dir);
     CHECK(hcr_model_save(a, missing) == HCR_EIO);
     CHECK_CONTAINS(hcr_last_error(), missing);
-    CHECK_CONTAINS(hcr_last_error(), "No such file or directory");
+    CHECK_CONTAINS(hcr_last_error(), "does not exist");
 
-    /* The rename fails (the target is a directory): the temporary is removed. */
-    char sub[600];
+    /* A directory or a FIFO at the path is refused, never replaced, and
+     * nothing is left behind. */
+    char sub[600], fifo[600];
     snprintf(sub, sizeof sub, "%s/adir", dir);
     CHECK(mkdir(sub, 0755) == 0);
     CHECK(hcr_model_save(a, sub) == HCR_EIO);
     CHECK_CONTAINS(hcr_last_error(), sub);
-    CHECK(count_dir_entries(dir) == 2);
+    CHECK_CONTAINS(hcr_last_error(), "is a directory; refusing to replace it");
+    snprintf(fifo, sizeof fifo, "%s/fifo", dir);
+    CHECK(mkfifo(fifo, 0644) == 0);
+    CHECK(hcr_model_save(a, fifo) == HCR_EIO);
+    CHECK_CONTAINS(hcr_last_error(), "is a FIFO");
+    struct stat fs;
+    CHECK(lstat(fifo, &fs) == 0 && S_ISFIFO(fs.st_mode));
+    CHECK(count_dir_entries(dir) == 3);
+    unlink(fifo);
+    rmdir(sub);
+
+    /* A symbolic link is written through: it still points at the target,
+     * which holds the new model; the temporary went to the target's folder. */
+    char link[600], target[600];
+    snprintf(target, sizeof target, "%s/real", dir);
+    CHECK(mkdir(target, 0755) == 0);
+    snprintf(target, sizeof target, "%s/real/m.safetensors", dir);
+    snprintf(link, sizeof link, "%s/link.safetensors", dir);
+    CHECK(symlink("real/m.safetensors", link) == 0); /* dangling for now */
+    CHECK_MSG(hcr_model_save(a, link) == HCR_OK, "%s", hcr_last_error());
+    CHECK(lstat(link, &fs) == 0 && S_ISLNK(fs.st_mode));
+    CHECK(lstat(target, &fs) == 0 && S_ISREG(fs.st_mode));
+    CHECK_MSG(hcr_model_save(b, link) == HCR_OK, "%s", hcr_last_error());
+    CHECK(lstat(link, &fs) == 0 && S_ISLNK(fs.st_mode));
+    l = NULL;
+    CHECK(hcr_model_load(target, &l) == HCR_OK);
+    if (l) CHECK(memcmp(l->tensors[0].data, b->tensors[0].data, b->tensors[0].count * 4) == 0);
+    hcr_model_free(l);
+    snprintf(sub, sizeof sub, "%s/real", dir);
+    CHECK(count_dir_entries(sub) == 1);
+    CHECK(count_dir_entries(dir) == 3);
+
+    /* A full disk (a file size limit): the error names the file, the old
+     * model stays whole and no temporary is left. */
+    size_t before_len = 0, after_len = 0;
+    unsigned char *before = slurp(p, &before_len);
+    struct rlimit old_lim, lim;
+    getrlimit(RLIMIT_FSIZE, &old_lim);
+    lim = old_lim;
+    lim.rlim_cur = 4096;
+    void (*old_handler)(int) = signal(SIGXFSZ, SIG_IGN);
+    CHECK(setrlimit(RLIMIT_FSIZE, &lim) == 0);
+    CHECK(hcr_model_save(a, p) == HCR_EIO);
+    setrlimit(RLIMIT_FSIZE, &old_lim);
+    signal(SIGXFSZ, old_handler);
+    CHECK_CONTAINS(hcr_last_error(), p);
+    CHECK_CONTAINS(hcr_last_error(), "File too large");
+    unsigned char *after = slurp(p, &after_len);
+    CHECK(before && after && before_len == after_len && memcmp(before, after, before_len) == 0);
+    free(before);
+    free(after);
+    CHECK(count_dir_entries(dir) == 3);
 
     /* A non-finite weight is refused before anything is written. */
     char q[600];
@@ -444,7 +575,7 @@ static void test_atomic_write(void)
     CHECK(hcr_model_save(a, q) == HCR_EINVAL);
     CHECK_CONTAINS(hcr_last_error(), "conv2d_1.kernel");
     CHECK_CONTAINS(hcr_last_error(), "NaN");
-    CHECK(count_dir_entries(dir) == 2);
+    CHECK(count_dir_entries(dir) == 3);
     hcr_model_free(a);
     hcr_model_free(b);
 }
@@ -454,7 +585,13 @@ static void test_atomic_write(void)
 static void test_missing_file(void)
 {
     expect_fail(harness_tmp_path("does-not-exist.safetensors"), HCR_EIO, "No such file or directory");
-    expect_fail(harness_tmpdir(), HCR_EIO, "not a regular file");
+    expect_fail(harness_tmpdir(), HCR_EIO, "a directory, not a model file");
+    /* A FIFO with no writer and a device are refused at once. */
+    const char *fifo = harness_tmp_path("fifo.safetensors");
+    unlink(fifo);
+    CHECK(mkfifo(fifo, 0644) == 0);
+    expect_fail(fifo, HCR_EIO, "a FIFO, not a model file");
+    expect_fail("/dev/zero", HCR_EIO, "a device, not a model file");
 }
 
 static void test_truncated(void)
@@ -753,7 +890,7 @@ static void test_random_damage(void)
     free(buf);
 }
 
-TEST_MAIN(TEST(test_round_trip), TEST(test_round_trip_other_spec), TEST(test_file_is_safetensors),
+TEST_MAIN(TEST(test_round_trip), TEST(test_round_trip_other_spec), TEST(test_deep_spec), TEST(test_long_spec), TEST(test_file_is_safetensors),
           TEST(test_atomic_write), TEST(test_missing_file), TEST(test_truncated), TEST(test_header_length),
           TEST(test_not_json), TEST(test_not_object), TEST(test_metadata), TEST(test_bad_spec),
           TEST(test_wrong_dtype), TEST(test_wrong_shape), TEST(test_offsets_out_of_range),

@@ -1,0 +1,44 @@
+/*
+ * trainer.h - the state of one training run (train.c), and its checkpoint
+ * (checkpoint.c). Not part of the public API.
+ *
+ * Everything that decides the weights a run ends with lives here: the
+ * model, the Adam moments and step count, the three random streams, the
+ * current epoch's image order and how far into it the run is. A
+ * checkpoint holds all of it, so a resumed run is bit-identical to one
+ * that was never stopped (with the same thread count).
+ */
+#ifndef HCR_TRAINER_H
+#define HCR_TRAINER_H
+
+#include "model.h"
+#include "optimizer.h"
+
+typedef struct trainer {
+    hcr_model *m;
+    const hcr_dataset *train, *val;
+    hcr_train_config cfg;
+    adam opt;
+    hcr_rng shuffle_rng, dropout_rng, augment_rng;
+    int *order;            /* train->count indices: this epoch's order      */
+    int batch, steps;      /* images per step, steps per epoch              */
+    int epoch;             /* the epoch in progress, 1-based                */
+    int step;              /* steps of it done (its order is drawn once
+                              step > 0 or shuffled is set)                  */
+    int shuffled;          /* this epoch's order has been drawn             */
+    double loss_sum;       /* the epoch so far: sum of per-image losses,    */
+    long correct_sum, seen;/* right answers, images                         */
+    double seconds_before; /* time spent on this epoch before a resume      */
+    hcr_history hist;      /* the finished epochs                           */
+    uint8_t *labels;       /* batch: the labels of the step                 */
+    uint8_t *aug;          /* batch images (augmentation), or NULL          */
+    int *aug_index;
+} trainer;
+
+/* Write the run's state to path, atomically (checkpoint.c). */
+hcr_status trainer_save(trainer *t, const char *path);
+/* Restore the state saved at path into t, set up for a fresh run of the
+ * same model, data and config (checkpoint.c). */
+hcr_status trainer_restore(trainer *t, const char *path);
+
+#endif
