@@ -238,6 +238,16 @@ hcr_status hcr_model_predict(hcr_model *m, const uint8_t *pixels, int n, float *
 
 /* Save as safetensors (atomically: a temporary file, then rename). */
 hcr_status hcr_model_save(const hcr_model *m, const char *path);
+/* Output files (models, checkpoints, histories) are written atomically: to
+ * a temporary file in the target's folder, fsync'ed, then renamed over the
+ * target, so a crash or a full disk leaves the old file whole. A symbolic
+ * link is written through to its target; a FIFO, device or directory at
+ * the path is refused, never replaced. hcr_output_check tells whether
+ * `path` can be written so (its folder exists and takes a new file) before
+ * any long work; hcr_output_check_dir whether folder `dir` exists or can be
+ * created. Both fail with a message naming the path. */
+hcr_status hcr_output_check(const char *path);
+hcr_status hcr_output_check_dir(const char *dir);
 /* Load and validate a safetensors file written by hcr_model_save. */
 hcr_status hcr_model_load(const char *path, hcr_model **out);
 
@@ -311,6 +321,11 @@ hcr_status hcr_train(hcr_model *m, const hcr_dataset *train, const hcr_dataset *
                      const hcr_train_config *cfg, hcr_progress_fn cb, void *user,
                      hcr_history *history);
 void hcr_history_free(hcr_history *h);
+
+/* Write the history as CSV: a header line "epoch,loss,accuracy,
+ * val_loss,val_accuracy,seconds" (the validation columns only when
+ * with_val), then one row per epoch; atomically, like hcr_model_save. */
+hcr_status hcr_history_save(const hcr_history *h, int with_val, const char *path);
 
 /* Open a checkpoint written by hcr_train: the model as it was then (with
  * its metadata) and the config of the run, with `checkpoint` set to path

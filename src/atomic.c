@@ -4,9 +4,11 @@
  */
 #include "atomic.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -47,6 +49,7 @@ static char *follow_link(const char *path)
 
 static const char *kind_of(mode_t mode)
 {
+    if (S_ISREG(mode)) return "a file";
     if (S_ISDIR(mode)) return "a directory";
     if (S_ISFIFO(mode)) return "a FIFO";
     if (S_ISCHR(mode) || S_ISBLK(mode)) return "a device";
@@ -103,17 +106,18 @@ hcr_status hcr_output_resolve(const char *path, char **resolved)
     return s;
 }
 
-/* A new temporary file beside `target`; fd or -1 with errno set. */
+/* A new temporary file beside `target`, named "<target>.tmp-<pid>-XXXXXX"
+ * so that one left by a killed process can be told from one in use; fd or
+ * -1 with errno set. */
 static int make_temp(const char *target, char **tmp)
 {
-    size_t n = strlen(target);
-    *tmp = malloc(n + sizeof ".tmp-XXXXXX");
+    size_t n = strlen(target) + 48;
+    *tmp = malloc(n);
     if (!*tmp) {
         errno = ENOMEM;
         return -1;
     }
-    memcpy(*tmp, target, n);
-    memcpy(*tmp + n, ".tmp-XXXXXX", sizeof ".tmp-XXXXXX");
+    snprintf(*tmp, n, "%s.tmp-%ld-XXXXXX", target, (long)getpid());
     int fd = mkstemp(*tmp);
     if (fd < 0) {
         int e = errno;
@@ -171,12 +175,41 @@ hcr_status hcr_output_check_dir(const char *dir)
     }
 }
 
+/* Remove the temporary files of `target` left by processes that no
+ * longer exist (killed while writing it). */
+static void sweep_stale(const char *target)
+{
+    char *dir = dir_of(target);
+    const char *slash = strrchr(target, '/');
+    const char *base = slash ? slash + 1 : target;
+    size_t blen = strlen(base);
+    DIR *d = dir ? opendir(dir) : NULL;
+    for (struct dirent *e; d && (e = readdir(d));) {
+        const char *name = e->d_name, *p = name + blen;
+        if (strncmp(name, base, blen) != 0 || strncmp(p, ".tmp-", 5) != 0) continue;
+        char *end;
+        long pid = strtol(p + 5, &end, 10);
+        if (pid <= 0 || *end != '-' || strlen(end) != 7 || pid == (long)getpid()) continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue; /* alive, or not ours to ask */
+        size_t len = strlen(dir) + strlen(name) + 2;
+        char *path = malloc(len);
+        if (path) {
+            snprintf(path, len, "%s/%s", dir, name);
+            unlink(path);
+            free(path);
+        }
+    }
+    if (d) closedir(d);
+    free(dir);
+}
+
 hcr_status hcr_atomic_open(hcr_atomic *a, const char *path)
 {
     memset(a, 0, sizeof *a);
     a->path = path;
     hcr_status s = hcr_output_resolve(path, &a->target);
     if (s) return s;
+    sweep_stale(a->target);
     int fd = make_temp(a->target, &a->tmp);
     if (fd < 0) {
         s = hcr_fail(HCR_EIO, "%s: %s", path, strerror(errno));

@@ -8,7 +8,9 @@
  * never replaced. The content is written to a temporary file in the
  * target's own folder, flushed and fsync'ed, then renamed over the target,
  * and the folder is fsync'ed: a crash at any instant leaves either the old
- * file or the new one under the name, never a torn one.
+ * file or the new one under the name, never a torn one. The temporary
+ * file ("<target>.tmp-<pid>-XXXXXX") of a process killed mid-write is
+ * removed by the next write of the same target.
  */
 #ifndef HCR_ATOMIC_H
 #define HCR_ATOMIC_H
@@ -31,13 +33,7 @@ typedef struct hcr_atomic {
  * folder that exists. On failure returns an error naming `path`. */
 hcr_status hcr_output_resolve(const char *path, char **resolved);
 
-/* hcr_output_resolve, then prove the folder writable by creating and
- * removing a file in it: what a command checks before hours of work. */
-hcr_status hcr_output_check(const char *path);
-
-/* A folder that will be created (with its parents) and filled: what is at
- * `dir` must be a folder, or nothing with a writable folder above it. */
-hcr_status hcr_output_check_dir(const char *dir);
+/* hcr_output_check and hcr_output_check_dir are in hcr.h. */
 
 /* Start writing `path` (mode 0644, or the mode of the file it replaces). */
 hcr_status hcr_atomic_open(hcr_atomic *a, const char *path);

@@ -1228,42 +1228,56 @@ void hcr_model_summary(const hcr_model *m, FILE *f)
 
 /* --------------------------------------------------------------- metadata */
 
-static void free_class_names(hcr_model *m)
+static void free_names(char **names, int n)
 {
-    if (m->class_names) {
-        for (int i = 0; i < m->num_classes; i++) free(m->class_names[i]);
-        free(m->class_names);
-        m->class_names = NULL;
-    }
+    for (int i = 0; names && i < n; i++) free(names[i]);
+    free(names);
 }
 
-/* Use the "class_names" metadata (a JSON array of num_classes strings) if it
- * is valid; otherwise classes are named by their index. */
-static void parse_class_names(hcr_model *m, const char *json)
+static void free_class_names(hcr_model *m)
 {
-    free_class_names(m);
-    if (!json) return;
+    free_names(m->class_names, m->num_classes);
+    m->class_names = NULL;
+}
+
+/* The "class_names" metadata: a JSON array of num_classes strings, each
+ * non-empty and at most 255 bytes. Anything else is refused (a model whose
+ * classes are misnamed would print wrong answers). */
+static hcr_status parse_class_names(hcr_model *m, const char *json, char ***out)
+{
+    *out = NULL;
     cJSON *arr = cJSON_Parse(json);
-    if (cJSON_IsArray(arr) && cJSON_GetArraySize(arr) == m->num_classes) {
-        char **names = calloc((size_t)m->num_classes, sizeof *names);
-        int ok = names != NULL;
-        for (int i = 0; ok && i < m->num_classes; i++) {
-            cJSON *it = cJSON_GetArrayItem(arr, i);
-            ok = cJSON_IsString(it) && (names[i] = hcr_strdup(it->valuestring)) != NULL;
-        }
-        if (ok) {
-            m->class_names = names;
-        } else if (names) {
-            for (int i = 0; i < m->num_classes; i++) free(names[i]);
-            free(names);
-        }
+    hcr_status s = HCR_OK;
+    if (!cJSON_IsArray(arr) || cJSON_GetArraySize(arr) != m->num_classes)
+        s = hcr_fail(HCR_EINVAL, "class_names must be a JSON array of %d strings (one per class)",
+                     m->num_classes);
+    char **names = s ? NULL : calloc((size_t)m->num_classes, sizeof *names);
+    if (!s && !names) s = hcr_fail(HCR_ENOMEM, "out of memory");
+    for (int i = 0; !s && i < m->num_classes; i++) {
+        const char *v = cJSON_GetStringValue(cJSON_GetArrayItem(arr, i));
+        if (!v || !*v || strlen(v) > 255)
+            s = hcr_fail(HCR_EINVAL, "class_names[%d] is not a string of 1 to 255 bytes", i);
+        else if (!(names[i] = hcr_strdup(v)))
+            s = hcr_fail(HCR_ENOMEM, "out of memory");
     }
     cJSON_Delete(arr);
+    if (s) {
+        free_names(names, m->num_classes);
+        names = NULL;
+    }
+    *out = names;
+    return s;
 }
 
 hcr_status hcr_model_set_meta(hcr_model *m, const char *key, const char *value)
 {
     if (!m || !key || !*key) return hcr_fail(HCR_EINVAL, "metadata key must be a non-empty string");
+    char **names = NULL;
+    const int is_names = strcmp(key, "class_names") == 0;
+    if (is_names && value) {
+        hcr_status s = parse_class_names(m, value, &names);
+        if (s) return s;
+    }
     int i;
     for (i = 0; i < m->nmeta; i++)
         if (strcmp(m->meta_keys[i], key) == 0) break;
@@ -1277,7 +1291,10 @@ hcr_status hcr_model_set_meta(hcr_model *m, const char *key, const char *value)
         }
     } else {
         char *v = hcr_strdup(value);
-        if (!v) return hcr_fail(HCR_ENOMEM, "out of memory");
+        if (!v) {
+            free_names(names, m->num_classes);
+            return hcr_fail(HCR_ENOMEM, "out of memory");
+        }
         if (i < m->nmeta) {
             free(m->meta_vals[i]);
             m->meta_vals[i] = v;
@@ -1290,6 +1307,7 @@ hcr_status hcr_model_set_meta(hcr_model *m, const char *key, const char *value)
             if (!k || !nk || !nv) {
                 free(k);
                 free(v);
+                free_names(names, m->num_classes);
                 return hcr_fail(HCR_ENOMEM, "out of memory");
             }
             m->meta_keys[m->nmeta] = k;
@@ -1297,7 +1315,10 @@ hcr_status hcr_model_set_meta(hcr_model *m, const char *key, const char *value)
             m->nmeta++;
         }
     }
-    if (strcmp(key, "class_names") == 0) parse_class_names(m, value);
+    if (is_names) {
+        free_class_names(m);
+        m->class_names = names;
+    }
     return HCR_OK;
 }
 

@@ -659,6 +659,7 @@ static hcr_status load_fd(const char *path, int fd, uint64_t fsize, model_extra 
     const cJSON *meta = cJSON_GetObjectItemCaseSensitive(root, "__metadata__");
     for (const cJSON *j = meta ? meta->child : NULL; st == HCR_OK && j; j = j->next) {
         st = hcr_model_set_meta(m, j->string, j->valuestring);
+        if (st == HCR_EINVAL) st = HCR_EFORMAT; /* a bad file, not a bad argument */
         if (st != HCR_OK) hcr_fail_prefix(st, "%s: __metadata__.%s", path, j->string);
     }
     cJSON_Delete(root);

@@ -8,9 +8,11 @@
  *       for each batch: forward, loss, backward, adam_step
  *       evaluate on the validation images
  */
+#include "atomic.h"
 #include "metrics.h"
 #include "trainer.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -271,6 +273,25 @@ hcr_status hcr_train(hcr_model *m, const hcr_dataset *train, const hcr_dataset *
     }
     trainer_free(&t);
     return s;
+}
+
+hcr_status hcr_history_save(const hcr_history *h, int with_val, const char *path)
+{
+    if (!h || !path) return hcr_fail(HCR_EINVAL, "hcr_history_save: no history or no path");
+    hcr_atomic a;
+    hcr_status s = hcr_atomic_open(&a, path);
+    if (s) return s;
+    errno = 0;
+    if (fprintf(a.f, "epoch,loss,accuracy%s,seconds\n", with_val ? ",val_loss,val_accuracy" : "") < 0)
+        a.err = errno ? errno : EIO;
+    for (int i = 0; i < h->epochs && !a.err; i++) {
+        const hcr_epoch_record *r = &h->rows[i];
+        int n = fprintf(a.f, "%d,%.6f,%.6f", i + 1, r->loss, r->accuracy);
+        if (n >= 0 && with_val) n = fprintf(a.f, ",%.6f,%.6f", r->val_loss, r->val_accuracy);
+        if (n >= 0) n = fprintf(a.f, ",%.3f\n", r->seconds);
+        if (n < 0) a.err = errno ? errno : EIO;
+    }
+    return hcr_atomic_commit(&a);
 }
 
 void hcr_history_free(hcr_history *h)

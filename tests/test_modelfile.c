@@ -373,6 +373,30 @@ static void test_deep_spec(void)
     free(spec);
 }
 
+/* Malformed class names are an error, from the API and from a file, and
+ * leave the names there were. */
+static void test_bad_class_names(void)
+{
+    hcr_model *m = make_model(2);
+    static const char *const bad[] = {"[\"a\",\"b\"]", "not json", "{\"0\":\"a\"}",
+                                      "[\"0\",\"1\",\"2\",\"3\",\"4\",\"5\",\"6\",\"7\",\"8\",9]",
+                                      "[\"0\",\"1\",\"2\",\"3\",\"4\",\"5\",\"6\",\"7\",\"8\",\"\"]"};
+    CHECK(hcr_model_set_meta(m, "class_names", "[\"a\",\"b\",\"c\",\"d\",\"e\",\"f\",\"g\",\"h\",\"i\",\"j\"]") ==
+          HCR_OK);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        CHECK_MSG(hcr_model_set_meta(m, "class_names", bad[i]) == HCR_EINVAL, "%s", bad[i]);
+        CHECK_CONTAINS(hcr_last_error(), "class_names");
+        CHECK(strcmp(hcr_model_class_name(m, 9), "j") == 0);
+    }
+    hcr_model_free(m);
+    cJSON *j = good_json();
+    cJSON *meta = cJSON_GetObjectItem(j, "__metadata__");
+    cJSON_AddStringToObject(meta, "class_names", "[\"a\",\"b\"]");
+    const char *p = harness_tmp_path("names.safetensors");
+    write_json(p, j);
+    expect_fail(p, HCR_EFORMAT, "__metadata__.class_names: class_names must be a JSON array of 10 strings");
+}
+
 /* Tokens and specs past their length limits are refused, never cut. */
 static void test_long_spec(void)
 {
@@ -890,7 +914,7 @@ static void test_random_damage(void)
     free(buf);
 }
 
-TEST_MAIN(TEST(test_round_trip), TEST(test_round_trip_other_spec), TEST(test_deep_spec), TEST(test_long_spec), TEST(test_file_is_safetensors),
+TEST_MAIN(TEST(test_round_trip), TEST(test_round_trip_other_spec), TEST(test_deep_spec), TEST(test_long_spec), TEST(test_bad_class_names), TEST(test_file_is_safetensors),
           TEST(test_atomic_write), TEST(test_missing_file), TEST(test_truncated), TEST(test_header_length),
           TEST(test_not_json), TEST(test_not_object), TEST(test_metadata), TEST(test_bad_spec),
           TEST(test_wrong_dtype), TEST(test_wrong_shape), TEST(test_offsets_out_of_range),
