@@ -87,7 +87,7 @@ static int list(bool json)
     }
     if (root) {
         char *text = cJSON_Print(root);
-        if (text) puts(text);
+        if (text) cli_puts_json(text);
         cJSON_free(text);
         cJSON_Delete(root);
     } else {
@@ -113,7 +113,7 @@ int cmd_data(int argc, char **argv)
         case 'd': dir = optarg; break;
         case 'j': json = true; break;
         case 'h': fputs(help, stdout); return 0;
-        default: return cli_usage_error("data", "unknown or incomplete option");
+        default: return cli_bad_option("data", argc, argv, "h", opts);
         }
     }
     if (optind >= argc) return cli_usage_error("data", "what to do? (list, fetch or where)");
@@ -131,10 +131,19 @@ int cmd_data(int argc, char **argv)
     if (strcmp(verb, "fetch")) return cli_usage_error("data", "unknown action '%s'", verb);
     const char *name = optind + 1 < argc ? argv[optind + 1] : "mnist";
     if (optind + 2 < argc) return cli_usage_error("data", "unexpected argument '%s'", argv[optind + 2]);
+    if (!strncmp(name, "idx:", 4))
+        return cli_usage_error("data", "%s is a folder of your own: there is nothing to fetch", cli_text(name));
+    if (cli_check_dataset("data", name, NULL)) return 2;
+    /* Ctrl-C or SIGTERM cancels the fetch, which removes its temporary
+     * files (a second Ctrl-C ends it at once; the next fetch removes what
+     * that left). */
     cli_catch_interrupt();
     char used[4096];
-    if (hcr_fetch_dataset(name, dir, stderr, progress, NULL, used, sizeof used))
-        return cli_fail("fetch");
+    hcr_status s = hcr_fetch_dataset(name, dir, stderr, progress, NULL, used, sizeof used);
+    if (s != HCR_OK) {
+        cli_fail("fetch");
+        return s == HCR_EINTERRUPTED ? 130 : 1;
+    }
     printf("%s is ready in %s\n", name, used);
     return 0;
 }

@@ -30,21 +30,21 @@ static const char help[] =
 static void print_tables(const char *path, const hcr_model *m, const hcr_eval *ev)
 {
     const int k = ev->num_classes;
-    printf("Model: %s (%s)\n", path, hcr_model_spec(m));
+    printf("Model: %s (%s)\n", path, cli_text(hcr_model_spec(m)));
     printf("Test images: %d\nTest loss: %.4f\nTest accuracy: %.4f\n\n", ev->count, ev->loss,
            ev->accuracy);
     printf("Confusion matrix (rows: true class, columns: predicted class)\n%6s", "");
-    for (int j = 0; j < k; j++) printf(" %5.5s", hcr_model_class_name(m, j));
+    for (int j = 0; j < k; j++) printf(" %5.5s", cli_text(hcr_model_class_name(m, j)));
     printf("\n");
     for (int i = 0; i < k; i++) {
-        printf("%6.6s", hcr_model_class_name(m, i));
+        printf("%6.6s", cli_text(hcr_model_class_name(m, i)));
         for (int j = 0; j < k; j++) printf(" %5d", ev->confusion[i * k + j]);
         printf("\n");
     }
     printf("\n%-8s %9s %9s %9s %9s\n", "class", "precision", "recall", "f1", "support");
     double mp = 0, mr = 0, mf = 0;
     for (int i = 0; i < k; i++) {
-        printf("%-8.8s %9.4f %9.4f %9.4f %9d\n", hcr_model_class_name(m, i), ev->precision[i],
+        printf("%-8.8s %9.4f %9.4f %9.4f %9d\n", cli_text(hcr_model_class_name(m, i)), ev->precision[i],
                ev->recall[i], ev->f1[i], ev->support[i]);
         mp += ev->precision[i];
         mr += ev->recall[i];
@@ -82,7 +82,7 @@ static int print_json(const char *path, const hcr_model *m, const hcr_eval *ev)
         fprintf(stderr, "hcr eval: out of memory\n");
         return 1;
     }
-    puts(text);
+    cli_puts_json(text);
     cJSON_free(text);
     return 0;
 }
@@ -107,19 +107,21 @@ int cmd_eval(int argc, char **argv)
         case 't': if (!cli_int("eval", "--threads", optarg, 0, 1024, &threads)) return 2; break;
         case 'j': json = true; break;
         case 'h': fputs(help, stdout); return 0;
-        default: return cli_usage_error("eval", "unknown or incomplete option");
+        default: return cli_bad_option("eval", argc, argv, "h", opts);
         }
     }
     if (optind >= argc) return cli_usage_error("eval", "which model? (hcr eval MODEL)");
     if (optind + 1 < argc) return cli_usage_error("eval", "unexpected argument '%s'", argv[optind + 1]);
     const char *path = argv[optind];
+    if (cli_check_dataset("eval", dataset, data)) return 2;
 
     hcr_model *m = NULL;
     hcr_dataset *test = NULL, *part = NULL;
     hcr_eval ev = {0};
     int rc = 1;
-    if (hcr_model_load(path, &m)) return cli_fail("loading the model");
-    if (cli_load_dataset(cli_dataset_of(dataset, m), data, "test", &test)) goto done;
+    if (cli_load_model(path, &m)) return 1;
+    if ((rc = cli_load_dataset(cli_dataset_of(dataset, m), data, "test", &test)) != 0) goto done;
+    rc = 1;
     if (cli_check_classes(m, test)) goto done;
     const hcr_dataset *use = test;
     if (limit > 0 && limit < test->count) {

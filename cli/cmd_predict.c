@@ -6,10 +6,13 @@
 #include "cli.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <zlib.h>
 
 static const char help[] =
     "usage: hcr predict MODEL IMAGE... [options]\n"
@@ -29,7 +32,8 @@ static const char help[] =
     "  --dump-preprocessed F    write what the network saw as a PNG (F, or\n"
     "                           F with -1, -2... before the extension for several)\n"
     "  --raw                    the files are already 28x28 MNIST-polarity bytes:\n"
-    "                           784 raw bytes, or an IDX image file (every image)\n"
+    "                           784 raw bytes, or an IDX image file (every image),\n"
+    "                           either one raw or gzip-compressed (.gz)\n"
     "  -h, --help               this help\n"
     "\n"
     "Exit status: 0 all recognised, 3 some uncertain, 1 an error, 2 bad usage.\n";
@@ -46,35 +50,77 @@ static void dump_path(const char *base, int i, int n, char *buf, size_t len)
     snprintf(buf, len, "%.*s-%d%s", (int)(dot - base), base, i + 1, dot);
 }
 
-/* Read a --raw file: 784 bytes, or an IDX3 file of 28x28 images. */
-static int load_raw(const char *path, uint8_t **px, int *count)
+/* Read a --raw file: 784 bytes, or an IDX3 file of 28x28 images; either
+ * may be gzip-compressed, as every IDX reader of hcr accepts. On failure
+ * msg (size mn) says why, naming the file. */
+static int load_raw(const char *path, uint8_t **px, int *count, char *msg, size_t mn)
 {
-    FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
-    if (!f) {
-        fprintf(stderr, "hcr predict: cannot open '%s'\n", path);
+    const bool is_stdin = !strcmp(path, "-");
+    const char *shown = is_stdin ? "standard input" : path;
+    char why[1100];
+    int fd = is_stdin ? dup(STDIN_FILENO) : cli_open_regular(path, why, sizeof why);
+    if (fd < 0) {
+        if (is_stdin) snprintf(why, sizeof why, "standard input: %s", strerror(errno));
+        snprintf(msg, mn, "%s", why);
         return 1;
     }
-    size_t cap = 1 << 20, n = 0;
+    gzFile gz = gzdopen(fd, "rb"); /* reads plain files as they are */
+    if (!gz) {
+        close(fd);
+        snprintf(msg, mn, "'%s': out of memory", shown);
+        return 1;
+    }
+    const size_t limit = (size_t)HCR_IMAGE_MAX_BYTES;
+    size_t cap = 1 << 16, n = 0;
     uint8_t *buf = malloc(cap);
-    while (buf) {
+    int rc = 0;
+    for (;;) {
+        if (!buf) {
+            snprintf(msg, mn, "out of memory reading '%s'", shown);
+            rc = 1;
+            break;
+        }
         if (n == cap) {
-            if (cap >= (size_t)HCR_IMAGE_MAX_BYTES) break;
-            uint8_t *nb = realloc(buf, cap * 2);
+            if (cap > limit) {
+                snprintf(msg, mn, "'%s' is larger than %zu bytes%s, the limit for --raw", shown, limit,
+                         gzdirect(gz) ? "" : " once decompressed");
+                rc = 1;
+                break;
+            }
+            size_t ncap = cap * 2 > limit + 1 ? limit + 1 : cap * 2;
+            uint8_t *nb = realloc(buf, ncap);
             if (!nb) {
                 free(buf);
                 buf = NULL;
-                break;
+                continue;
             }
             buf = nb;
-            cap *= 2;
+            cap = ncap;
         }
-        size_t r = fread(buf + n, 1, cap - n, f);
-        if (!r) break;
-        n += r;
+        errno = 0;
+        int r = gzread(gz, buf + n, (unsigned)(cap - n));
+        int saved = errno, zerr = Z_OK;
+        const char *zmsg = gzerror(gz, &zerr);
+        /* zlib puts "<fd:3>: " before its message: the file is named here */
+        if (zmsg && !strncmp(zmsg, "<fd:", 4) && strstr(zmsg, ">: ")) zmsg = strstr(zmsg, ">: ") + 3;
+        if (zerr != Z_OK && zerr != Z_STREAM_END) {
+            if (zerr == Z_ERRNO)
+                snprintf(msg, mn, "'%s': read error: %s", shown, strerror(saved));
+            else if (zerr == Z_BUF_ERROR)
+                snprintf(msg, mn, "'%s': corrupt gzip data: unexpected end of file (the compressed "
+                                  "stream is truncated)", shown);
+            else
+                snprintf(msg, mn, "'%s': corrupt gzip data: %s", shown, zmsg ? zmsg : "unknown error");
+            rc = 1;
+            break;
+        }
+        if (r <= 0) break;
+        n += (size_t)r;
     }
-    if (f != stdin) fclose(f);
-    if (!buf) {
-        fprintf(stderr, "hcr predict: out of memory reading '%s'\n", path);
+    const bool compressed = !gzdirect(gz);
+    gzclose(gz);
+    if (rc) {
+        free(buf);
         return 1;
     }
     if (n == 784) {
@@ -93,11 +139,13 @@ static int load_raw(const char *path, uint8_t **px, int *count)
             *count = (int)d[0];
             return 0;
         }
-        fprintf(stderr, "hcr predict: '%s': an IDX file of %ux%ux%u images in %zu bytes; --raw needs 28x28 images and the exact length\n",
-                path, d[0], d[1], d[2], n);
+        snprintf(msg, mn, "'%s': an IDX file of %ux%ux%u images in %zu bytes%s; --raw needs 28x28 "
+                          "images and the exact length",
+                 shown, d[0], d[1], d[2], n, compressed ? " (decompressed)" : "");
     } else {
-        fprintf(stderr, "hcr predict: '%s' is %zu bytes; --raw needs 784 bytes (28x28) or an IDX image file\n",
-                path, n);
+        snprintf(msg, mn, "'%s' is %zu bytes%s; --raw needs 784 bytes (28x28) or an IDX image file, "
+                          "raw or gzip-compressed",
+                 shown, n, compressed ? " (decompressed)" : "");
     }
     free(buf);
     return 1;
@@ -113,11 +161,11 @@ typedef struct opts {
 static int report(const opts *o, hcr_model *m, const char *name, const float *p, cJSON *arr)
 {
     const int nc = hcr_model_num_classes(m);
-    int order[256], k = (int)(o->k < nc ? o->k : nc);
-    if (nc > 256) k = 1;
-    for (int i = 0; i < nc && i < 256; i++) order[i] = i;
+    /* The k best of up to 1000 classes (the model's limit), by selection. */
+    int order[1000], k = (int)(o->k < nc ? o->k : nc);
+    for (int i = 0; i < nc; i++) order[i] = i;
     for (int i = 0; i < k; i++)
-        for (int j = i + 1; j < nc && j < 256; j++)
+        for (int j = i + 1; j < nc; j++)
             if (p[order[j]] > p[order[i]]) {
                 int t = order[i];
                 order[i] = order[j];
@@ -141,7 +189,7 @@ static int report(const opts *o, hcr_model *m, const char *name, const float *p,
     } else {
         printf("%s: %s", name, uncertain ? "uncertain: " : "");
         for (int i = 0; i < k; i++)
-            printf("%s%s (%.3f)", i ? ", " : "", hcr_model_class_name(m, order[i]), p[order[i]]);
+            printf("%s%s (%.3f)", i ? ", " : "", cli_text(hcr_model_class_name(m, order[i])), p[order[i]]);
         printf("\n");
     }
     return uncertain ? 3 : 0;
@@ -181,7 +229,7 @@ int cmd_predict(int argc, char **argv)
         case 'd': dump = optarg; break;
         case 'r': raw = true; break;
         case 'h': fputs(help, stdout); return 0;
-        default: return cli_usage_error("predict", "unknown or incomplete option");
+        default: return cli_bad_option("predict", argc, argv, "hk:", lopts);
         }
     }
     if (optind >= argc) return cli_usage_error("predict", "which model? (hcr predict MODEL IMAGE...)");
@@ -191,7 +239,7 @@ int cmd_predict(int argc, char **argv)
     char **files = argv + optind + 1;
 
     hcr_model *m = NULL;
-    if (hcr_model_load(mpath, &m)) return cli_fail("loading the model");
+    if (cli_load_model(mpath, &m)) return 1;
     if (hcr_model_input_rows(m) != 28 || hcr_model_input_cols(m) != 28) {
         fprintf(stderr, "hcr predict: the model takes %dx%d images; predict needs 28x28\n",
                 hcr_model_input_rows(m), hcr_model_input_cols(m));
@@ -209,7 +257,8 @@ int cmd_predict(int argc, char **argv)
         if (raw) {
             uint8_t *px = NULL;
             int count = 0;
-            if (load_raw(name, &px, &count)) {
+            if (load_raw(name, &px, &count, msg, sizeof msg)) {
+                report_error(shown, msg, arr);
                 worst = 1;
                 continue;
             }
@@ -266,7 +315,7 @@ int cmd_predict(int argc, char **argv)
     }
     if (arr) {
         char *text = cJSON_Print(arr);
-        if (text) puts(text);
+        if (text) cli_puts_json(text);
         cJSON_free(text);
         cJSON_Delete(arr);
     }

@@ -74,11 +74,43 @@ typedef struct eval_opts {
     bool json, verbose;
 } eval_opts;
 
+/* The text read as part of a file name: the class names may hold anything
+ * (a model's metadata), so '/', '\\', control characters (C0, DEL, C1)
+ * and bytes that are not UTF-8 become '_'. */
+static void file_name_part(const char *text, char *out, size_t n)
+{
+    size_t k = 0;
+    for (const unsigned char *p = (const unsigned char *)text; *p;) {
+        size_t seq = *p < 0x80                           ? 1
+                     : (*p & 0xe0) == 0xc0 && *p >= 0xc2 ? 2
+                     : (*p & 0xf0) == 0xe0               ? 3
+                     : (*p & 0xf8) == 0xf0 && *p <= 0xf4 ? 4
+                                                         : 0;
+        for (size_t i = 1; i < seq; i++)
+            if ((p[i] & 0xc0) != 0x80) seq = 0;
+        const bool bad = seq == 0 || (seq == 1 && (*p < 0x20 || *p == 0x7f || *p == '/' || *p == '\\')) ||
+                         (seq == 2 && p[0] == 0xc2 && p[1] < 0xa0);
+        size_t len = bad ? 1 : seq;
+        if (k + len + 1 > n) break;
+        if (bad)
+            out[k] = '_';
+        else
+            memcpy(out + k, p, len);
+        k += len;
+        p += seq ? seq : 1;
+    }
+    out[k] = '\0';
+    if (k == 0 || !strcmp(out, ".") || !strcmp(out, "..")) snprintf(out, n, "_");
+}
+
 static int run_eval(hcr_model *m, const eval_opts *e)
 {
     hcr_dataset *test = NULL;
     const char *dataset = cli_dataset_of(e->dataset, m);
-    if (cli_load_dataset(dataset, e->data, "test", &test)) return 1;
+    /* The examples' folder first, so a bad one fails before the work. */
+    if (e->examples && cli_mkdir_p("read", e->examples)) return 1;
+    int rc = cli_load_dataset(dataset, e->data, "test", &test);
+    if (rc) return rc;
     if (cli_check_classes(m, test)) {
         hcr_dataset_free(test);
         return 1;
@@ -86,8 +118,7 @@ static int run_eval(hcr_model *m, const eval_opts *e)
     cJSON *root = e->json ? cJSON_CreateObject() : NULL;
     if (!e->json)
         printf("Sequences of %ld characters composed from %s test images (seed %ld), %ld per case\n",
-               e->digits, dataset, e->seed, e->count);
-    int rc = 0;
+               e->digits, cli_text(dataset), e->seed, e->count);
     for (int touching = 0; touching <= 1 && !rc; touching++) {
         long exact = 0, chars = 0, correct = 0, failed = 0;
         for (long i = 0; i < e->count; i++) {
@@ -99,11 +130,16 @@ static int run_eval(hcr_model *m, const eval_opts *e)
                 break;
             }
             if (e->examples && i < 10) {
-                char path[4096];
+                char path[4400], part[sizeof truth];
+                file_name_part(truth, part, sizeof part);
                 snprintf(path, sizeof path, "%s/%s-%02ld-%s.png", e->examples,
-                         touching ? "touching" : "separate", i, truth);
-                if (hcr_image_write(path, img->width, img->height, img->pixels))
-                    fprintf(stderr, "hcr read: %s\n", hcr_last_error());
+                         touching ? "touching" : "separate", i, part);
+                if (hcr_image_write(path, img->width, img->height, img->pixels)) {
+                    fprintf(stderr, "hcr read: --save-examples: %s\n", hcr_last_error());
+                    hcr_image_free(img);
+                    rc = 1;
+                    break;
+                }
             }
             hcr_line line;
             const char *got = "";
@@ -115,7 +151,7 @@ static int run_eval(hcr_model *m, const eval_opts *e)
             correct += (long)(d < len ? len - d : 0);
             if (e->verbose && strcmp(got, truth))
                 fprintf(stderr, "%s #%ld: read '%s', written '%s'\n", touching ? "touching" : "separate", i,
-                        got, truth);
+                        cli_text(got), cli_text(truth));
             hcr_line_free(&line);
             hcr_image_free(img);
         }
@@ -139,7 +175,7 @@ static int run_eval(hcr_model *m, const eval_opts *e)
     if (root) {
         if (!rc) {
             char *text = cJSON_Print(root);
-            if (text) puts(text);
+            if (text) cli_puts_json(text);
             cJSON_free(text);
         }
         cJSON_Delete(root);
@@ -185,7 +221,7 @@ int cmd_read(int argc, char **argv)
         case 'x': e.examples = optarg; break;
         case 'v': e.verbose = true; break;
         case 'h': fputs(help, stdout); return 0;
-        default: return cli_usage_error("read", "unknown or incomplete option");
+        default: return cli_bad_option("read", argc, argv, "h", lopts);
         }
     }
     if (optind >= argc) return cli_usage_error("read", "which model? (hcr read MODEL IMAGE)");
@@ -195,9 +231,12 @@ int cmd_read(int argc, char **argv)
     if (!eval && optind + 2 < argc)
         return cli_usage_error("read", "unexpected argument '%s' (one image at a time)", argv[optind + 2]);
     if (eval && e.digits < 2) return cli_usage_error("read", "--eval needs --digits of 2 or more");
+    if (!eval && (e.dataset || e.data || e.examples))
+        return cli_usage_error("read", "%s is for --eval", e.dataset ? "--dataset" : e.data ? "--data" : "--save-examples");
+    if (cli_check_dataset("read", e.dataset, e.data)) return 2;
 
     hcr_model *m = NULL;
-    if (hcr_model_load(argv[optind], &m)) return cli_fail("loading the model");
+    if (cli_load_model(argv[optind], &m)) return 1;
     if (eval) {
         int rc = run_eval(m, &e);
         hcr_model_free(m);
@@ -251,15 +290,15 @@ int cmd_read(int argc, char **argv)
             cJSON_AddItemToArray(arr, it);
         }
         char *text = cJSON_Print(root);
-        if (text) puts(text);
+        if (text) cli_puts_json(text);
         cJSON_free(text);
         cJSON_Delete(root);
     } else {
-        puts(line.text);
+        puts(cli_text(line.text));
         for (int i = 0; i < line.count; i++)
             if (line.chars[i].confidence < min_conf)
                 fprintf(stderr, "hcr read: character %d ('%s') is uncertain: probability %.3f\n", i + 1,
-                        hcr_model_class_name(m, line.chars[i].cls), line.chars[i].confidence);
+                        cli_text(hcr_model_class_name(m, line.chars[i].cls)), line.chars[i].confidence);
     }
     hcr_line_free(&line);
     hcr_image_free(img);

@@ -59,12 +59,13 @@ int cmd_report(int argc, char **argv)
         case 'o': out = optarg; break;
         case 't': if (!cli_int("report", "--threads", optarg, 0, 1024, &threads)) return 2; break;
         case 'h': fputs(help, stdout); return 0;
-        default: return cli_usage_error("report", "unknown or incomplete option");
+        default: return cli_bad_option("report", argc, argv, "h", opts);
         }
     }
     if (optind >= argc) return cli_usage_error("report", "which model? (hcr report MODEL)");
     if (optind + 1 < argc) return cli_usage_error("report", "unexpected argument '%s'", argv[optind + 1]);
     const char *path = argv[optind];
+    if (cli_check_dataset("report", dataset, data)) return 2;
     char dir[4200];
     if (out)
         snprintf(dir, sizeof dir, "%s", out);
@@ -74,8 +75,9 @@ int cmd_report(int argc, char **argv)
     hcr_model *m = NULL;
     hcr_dataset *test = NULL;
     int rc = 1;
-    if (hcr_model_load(path, &m)) return cli_fail("loading the model");
-    if (cli_load_dataset(cli_dataset_of(dataset, m), data, "test", &test)) goto done;
+    if (cli_load_model(path, &m)) return 1;
+    if ((rc = cli_load_dataset(cli_dataset_of(dataset, m), data, "test", &test)) != 0) goto done;
+    rc = 1;
     if (cli_check_classes(m, test)) goto done;
     hcr_set_threads((int)threads);
     if (hcr_report_write(m, test, dir)) {

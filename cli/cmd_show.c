@@ -62,15 +62,18 @@ int cmd_show(int argc, char **argv)
         case 's': split = optarg; break;
         case 'i': if (!cli_int("show", "--start", optarg, 0, 1000000000, &start)) return 2; break;
         case 'h': fputs(help, stdout); return 0;
-        default: return cli_usage_error("show", "unknown or incomplete option");
+        default: return cli_bad_option("show", argc, argv, "n:h", opts);
         }
     }
     if (optind < argc) return cli_usage_error("show", "unexpected argument '%s'", argv[optind]);
     if (strcmp(split, "test") && strcmp(split, "train"))
         return cli_usage_error("show", "--split: '%s' is neither train nor test", split);
 
+    if (cli_check_dataset("show", dataset, data)) return 2;
+
     hcr_dataset *ds = NULL;
-    if (cli_load_dataset(dataset, data, split, &ds)) return 1;
+    int rc = cli_load_dataset(dataset, data, split, &ds);
+    if (rc) return rc;
     if (start >= ds->count) {
         fprintf(stderr, "hcr show: --start %ld is past the last image (%d in the %s set)\n", start,
                 ds->count - 1, split);
@@ -88,7 +91,7 @@ int cmd_show(int argc, char **argv)
         /* The labels over the images. */
         for (long i = first; i < last; i++) {
             char head[64];
-            snprintf(head, sizeof head, "#%ld  label %s", i, hcr_dataset_class_name(ds, ds->labels[i]));
+            snprintf(head, sizeof head, "#%ld  label %s", i, cli_text(hcr_dataset_class_name(ds, ds->labels[i])));
             printf("%-*.*s%s", cols, cols, head, i + 1 < last ? "   " : "\n");
         }
         for (int l = 0; l < lines; l++) {

@@ -3,6 +3,8 @@
  */
 #include "cli.h"
 
+#include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -22,8 +24,24 @@ static const char usage[] =
     "  predict    recognise the handwritten character in image files (PNG, JPEG...)\n"
     "  read       read a handwritten number from an image (hcr read --eval: accuracy)\n"
     "\n"
-    "Run 'hcr <command> --help' for a command's options.\n"
+    "Run 'hcr <command> --help' (or 'hcr help <command>') for a command's options.\n"
     "hcr --version prints the version.\n";
+
+static const struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+} commands[] = {
+    {"train", cmd_train},     {"eval", cmd_eval}, {"summary", cmd_summary}, {"data", cmd_data},
+    {"report", cmd_report},   {"show", cmd_show}, {"predict", cmd_predict}, {"read", cmd_read},
+};
+#define NCOMMANDS ((int)(sizeof commands / sizeof commands[0]))
+
+static int find_command(const char *name)
+{
+    for (int i = 0; i < NCOMMANDS; i++)
+        if (!strcmp(commands[i].name, name)) return i;
+    return -1;
+}
 
 int main(int argc, char **argv)
 {
@@ -31,7 +49,29 @@ int main(int argc, char **argv)
         fputs(usage, stderr);
         return 2;
     }
+    /* Option errors are reported by the commands, one line each
+     * (cli_bad_option), not by getopt as well. */
+    opterr = 0;
+    /* A file size limit (ulimit -f) makes a write fail with EFBIG, which
+     * the writers report naming the file, instead of killing the program
+     * half-way through a save. */
+    signal(SIGXFSZ, SIG_IGN);
     const char *cmd = argv[1];
+    if (!strcmp(cmd, "help") && argc >= 3) {
+        /* hcr help CMD: CMD's own help, as hcr CMD --help */
+        int i = find_command(argv[2]);
+        if (argc > 3 || i < 0) {
+            if (argc > 3)
+                fprintf(stderr, "hcr help: one command at a time ('%s' too)\n", cli_text(argv[3]));
+            else
+                fprintf(stderr, "hcr help: unknown command '%s' (the commands: train, eval, summary, "
+                                "data, report, show, predict, read)\n", cli_text(argv[2]));
+            fputs("Run 'hcr --help' for usage.\n", stderr);
+            return 2;
+        }
+        char *help_argv[] = {argv[2], "--help", NULL};
+        return commands[i].run(2, help_argv);
+    }
     if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
         fputs(usage, stdout);
         return 0;
@@ -40,14 +80,8 @@ int main(int argc, char **argv)
         printf("hcr %s\n", HCR_VERSION);
         return 0;
     }
-    if (!strcmp(cmd, "train")) return cmd_train(argc - 1, argv + 1);
-    if (!strcmp(cmd, "eval")) return cmd_eval(argc - 1, argv + 1);
-    if (!strcmp(cmd, "summary")) return cmd_summary(argc - 1, argv + 1);
-    if (!strcmp(cmd, "data")) return cmd_data(argc - 1, argv + 1);
-    if (!strcmp(cmd, "report")) return cmd_report(argc - 1, argv + 1);
-    if (!strcmp(cmd, "show")) return cmd_show(argc - 1, argv + 1);
-    if (!strcmp(cmd, "predict")) return cmd_predict(argc - 1, argv + 1);
-    if (!strcmp(cmd, "read")) return cmd_read(argc - 1, argv + 1);
-    fprintf(stderr, "hcr: unknown command '%s'\n\n%s", cmd, usage);
+    int i = find_command(cmd);
+    if (i >= 0) return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "hcr: unknown command '%s'\n\n%s", cli_text(cmd), usage);
     return 2;
 }

@@ -23,7 +23,9 @@ packages=(
 browser=()
 if [ "${1:-}" = "--test" ]; then
     packages+=(python3)      # tests: checking JSON output, building a zip
+    packages+=(strace)       # tests: killing training inside a checkpoint write
     packages+=(dataset-fashion-mnist) # tests: a short real Fashion-MNIST run
+    packages+=(clang libclang-rt-dev) # tests: make fuzz (libFuzzer, ASan, UBSan runtimes)
     browser=(chromium)       # tests: opening report.html in a real browser
 elif [ $# -gt 0 ]; then
     echo "usage: scripts/setup.sh [--test]" >&2

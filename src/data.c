@@ -92,17 +92,9 @@ static hcr_status reader_open(idx_reader *r, const char *path)
 {
     memset(r, 0, sizeof *r);
     r->path = path;
-    r->fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (r->fd < 0) return hcr_fail(HCR_EIO, "%s: cannot open: %s", path, strerror(errno));
-    if (fstat(r->fd, &r->st) != 0) {
-        int e = errno;
-        reader_close(r);
-        return hcr_fail(HCR_EIO, "%s: cannot stat: %s", path, strerror(e));
-    }
-    if (S_ISDIR(r->st.st_mode)) {
-        reader_close(r);
-        return hcr_fail(HCR_EIO, "%s: is a directory, not a file", path);
-    }
+    /* A regular file only: a FIFO or a device is refused, not waited on. */
+    hcr_status s = hcr_open_regular(path, &r->fd, &r->st);
+    if (s != HCR_OK) return s;
     r->gz = gzdopen(r->fd, "rb");
     r->sha = EVP_MD_CTX_new();
     if (!r->gz || !r->sha || EVP_DigestInit_ex(r->sha, EVP_sha256(), NULL) != 1) {
@@ -111,6 +103,18 @@ static hcr_status reader_open(idx_reader *r, const char *path)
     }
     gzbuffer(r->gz, 128 * 1024);
     return HCR_OK;
+}
+
+/* zlib's message for the last error, without the "<fd:3>: " that gzerror
+ * puts before it for a gzdopen'ed file (the callers name the path). */
+static const char *gz_message(gzFile gz, int *zerr)
+{
+    const char *m = gzerror(gz, zerr);
+    if (m && strncmp(m, "<fd:", 4) == 0) {
+        const char *end = strstr(m, ">: ");
+        if (end) m = end + 3;
+    }
+    return m;
 }
 
 /* Read up to n bytes (fewer only at the end of the data), hashing them.
@@ -127,7 +131,7 @@ static hcr_status reader_read(idx_reader *r, void *buf, size_t n, size_t *got)
         int k = gzread(r->gz, p + *got, (unsigned)want);
         int saved_errno = errno;
         int zerr = Z_OK;
-        const char *zmsg = gzerror(r->gz, &zerr);
+        const char *zmsg = gz_message(r->gz, &zerr);
         if (k > 0) {
             if (EVP_DigestUpdate(r->sha, p + *got, (size_t)k) != 1)
                 return hcr_fail(HCR_ENOMEM, "%s: SHA-256 computation failed", r->path);

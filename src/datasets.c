@@ -99,6 +99,13 @@ static bool is_file(const char *path)
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+/* Anything by that name (a FIFO too, which the reader then refuses). */
+static bool exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
 /* Both files of both splits, plain or .gz. */
 static bool has_mnist_layout(const char *dir)
 {
@@ -245,8 +252,10 @@ static bool utf8_encode(long cp, char out[5])
 static hcr_status read_text(const char *path, const char *what, char **out)
 {
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return hcr_fail(HCR_EIO, "%s %s: %s", what, path, strerror(errno));
+    FILE *f;
+    /* A regular file only: a FIFO or a device is refused, not waited on. */
+    hcr_status so = hcr_fopen_regular(path, &f);
+    if (so != HCR_OK) return hcr_fail_prefix(so, "%s", what);
     char *buf = malloc(MAPPING_MAX_BYTES + 1);
     if (!buf) {
         fclose(f);
@@ -482,7 +491,7 @@ static hcr_status load_emnist(const hcr_dataset_info *d, const char *dir, bool t
     snprintf(prefix, sizeof prefix, "emnist-%s-%s", split, train ? "train" : "test");
     int k = snprintf(mapping, sizeof mapping, "%s/emnist-%s-mapping.txt", dir, split);
     if (k < 0 || (size_t)k >= sizeof mapping) return hcr_fail(HCR_EINVAL, "path too long: %.200s", dir);
-    if (!is_file(mapping))
+    if (!exists(mapping))
         return hcr_fail(HCR_EIO, "%s is missing: EMNIST's class names come from the mapping file "
                                  "in NIST's archive (gzip/emnist-%s-mapping.txt); "
                                  "run 'hcr data fetch %s' or put it in %s",
@@ -547,7 +556,7 @@ static hcr_status load_idx_dir(const char *dir, bool train, hcr_dataset **out)
     if (s != HCR_OK) return s;
     char path[PATH_SIZE];
     int k = snprintf(path, sizeof path, "%s/classes.txt", dir);
-    if (k > 0 && (size_t)k < sizeof path && is_file(path)) {
+    if (k > 0 && (size_t)k < sizeof path && exists(path)) {
         char **names;
         int n;
         if ((s = parse_classes_txt(path, &names, &n)) != HCR_OK) goto fail;

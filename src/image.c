@@ -72,8 +72,13 @@ static hcr_status read_all(const char *path, uint8_t **data, size_t *len)
 {
     const int is_stdin = !strcmp(path, "-");
     const char *name = is_stdin ? "standard input" : path;
-    FILE *f = is_stdin ? stdin : fopen(path, "rb");
-    if (!f) return hcr_fail(HCR_EIO, "cannot open '%s': %s", name, strerror(errno));
+    /* A named file must be a regular one (a FIFO or a device is refused at
+     * once); standard input may be a pipe. */
+    FILE *f = stdin;
+    if (!is_stdin) {
+        hcr_status so = hcr_fopen_regular(path, &f);
+        if (so != HCR_OK) return so;
+    }
     size_t cap = 0, n = 0;
     uint8_t *buf = NULL;
     hcr_status s = HCR_OK;
@@ -157,6 +162,19 @@ hcr_status hcr_image_load_memory(const void *data, size_t len, const char *name,
                             "'%s' is %ux%u pixels, more than the limit of %ld pixels (50 megapixels)",
                             name, pw, ph, (long)HCR_IMAGE_MAX_PIXELS);
         if (pw == 0 || ph == 0) return hcr_fail(HCR_EFORMAT, "'%s' has zero size (%ux%u)", name, pw, ph);
+        /* stb_image grows its buffer to a chunk's claimed length before
+         * reading the chunk (up to 1 GiB for a file of a few bytes): every
+         * chunk up to IEND must fit in the file. */
+        for (size_t off = 8; off + 8 <= len;) {
+            uint32_t cl = (uint32_t)b[off] << 24 | (uint32_t)b[off + 1] << 16 | (uint32_t)b[off + 2] << 8 | b[off + 3];
+            if (cl > len - off - 8)
+                return hcr_fail(HCR_EFORMAT,
+                                "'%s' is corrupt or truncated: the PNG chunk at byte %zu claims %u bytes, "
+                                "more than the %zu left",
+                                name, off, cl, len - off - 8);
+            if (!memcmp(b + off + 4, "IEND", 4)) break;
+            off += 12 + (size_t)cl;
+        }
     }
     if (!stbi_info_from_memory(data, (int)len, &w, &h, &n))
         return hcr_fail(HCR_EFORMAT,

@@ -44,6 +44,18 @@ int hcr_threads(void);
 /* Duplicate a string; NULL on allocation failure. */
 char *hcr_strdup(const char *s);
 
+/* fileio.c: open a file the user named for reading. Anything but a regular
+ * file (a directory, a FIFO, a device, a socket) is refused at once, without
+ * blocking and without reading it, with HCR_EIO and a message naming the
+ * path ("x: is a FIFO (named pipe), not a regular file"). The descriptor is
+ * O_CLOEXEC and blocking; st (may be NULL) gets its fstat(). */
+struct stat;
+hcr_status hcr_open_regular(const char *path, int *fd, struct stat *st);
+/* The same as a FILE* opened "rb". */
+hcr_status hcr_fopen_regular(const char *path, FILE **f);
+/* What a st_mode is, in words: "a FIFO (named pipe)", "a directory"... */
+const char *hcr_file_kind(unsigned mode);
+
 /* datasets.c / fetch.c: datasets by name. */
 /* The published SHA-256 of a dataset file's uncompressed content
  * ("train-images-idx3-ubyte"), NULL if none is known. */

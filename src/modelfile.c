@@ -675,6 +675,13 @@ static hcr_status load_fd(const char *path, int fd, uint64_t fsize, model_extra 
         if (bad >= 0)
             st = fmt_fail(path, "tensor '%s' element %lld is %s; refusing a model with non-finite weights",
                           tr->name, bad, isnan(tr->data[bad]) ? "NaN" : "infinite");
+        /* Batch normalization divides by sqrt(variance + epsilon): a
+         * negative variance would make every prediction NaN. */
+        if (st == HCR_OK && strstr(tr->name, ".moving_variance"))
+            for (size_t i = 0; i < tr->count && st == HCR_OK; i++)
+                if (tr->data[i] < 0)
+                    st = fmt_fail(path, "tensor '%s' element %zu is %g; a variance cannot be negative",
+                                  tr->name, i, (double)tr->data[i]);
     }
     if (st == HCR_OK) st = read_extras(path, fd, x, nx, ranges + (m ? m->ntensors : 0), data_start);
     free(ranges);
@@ -695,21 +702,10 @@ hcr_status modelfile_load(const char *path, hcr_model **out, model_extra *x, int
         x[i].count = 0;
     }
     if (!path || !out) return hcr_fail(HCR_EINVAL, "hcr_model_load: no path or no output");
-    /* O_NONBLOCK: a FIFO is refused below instead of waiting for a writer. */
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0) return hcr_fail(HCR_EIO, "%s: %s", path, strerror(errno));
+    int fd;
     struct stat sb;
-    if (fstat(fd, &sb) != 0) {
-        int e = errno;
-        close(fd);
-        return hcr_fail(HCR_EIO, "%s: %s", path, strerror(e));
-    }
-    if (!S_ISREG(sb.st_mode)) {
-        close(fd);
-        return hcr_fail(HCR_EIO, "%s: %s, not a model file", path,
-                        S_ISDIR(sb.st_mode) ? "a directory" : S_ISFIFO(sb.st_mode) ? "a FIFO"
-                        : S_ISCHR(sb.st_mode) || S_ISBLK(sb.st_mode) ? "a device" : "not a regular file");
-    }
+    hcr_status st0 = hcr_open_regular(path, &fd, &sb); /* FIFOs, devices, folders refused at once */
+    if (st0 != HCR_OK) return st0;
     hcr_status st = load_fd(path, fd, (uint64_t)sb.st_size, x, nx, out);
     close(fd);
     if (st) {

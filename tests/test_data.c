@@ -6,10 +6,12 @@
 #include "harness.h"
 #include "internal.h"
 
+#include <fcntl.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 /* Checksums of the uncompressed MNIST files (as published with the data). */
@@ -418,10 +420,70 @@ static void test_corrupt_gzip(void)
     for (size_t i = gn / 3; i < gn / 3 + 64; i++) g[i] = 0xff;
     write_raw(harness_tmp_path("garbled.gz"), g, gn);
     expect_fail(harness_tmp_path("garbled.gz"), harness_tmp_path("big-labels"), HCR_EFORMAT, "corrupt gzip data");
+    /* zlib's own message, without the "<fd:N>: " it puts before it */
+    CHECK_MSG(strstr(hcr_last_error(), "<fd:") == NULL, "%s", hcr_last_error());
+    CHECK_CONTAINS(hcr_last_error(), "garbled.gz: corrupt gzip data after");
+    /* not gzip after the magic: zlib's message, named by the file */
+    write_raw(harness_tmp_path("notgz.gz"), "\x1f\x8b\x08\x00garbage-garbage-garbage", 27);
+    expect_fail(harness_tmp_path("notgz.gz"), harness_tmp_path("big-labels"), HCR_EFORMAT, "notgz.gz: corrupt gzip data");
+    CHECK_MSG(strstr(hcr_last_error(), "<fd:") == NULL, "%s", hcr_last_error());
     char hex[65];
     CHECK(hcr_file_sha256(harness_tmp_path("garbled.gz"), hex) == HCR_EFORMAT);
     CHECK(hcr_file_sha256(harness_tmp_path("half.gz"), hex) == HCR_EFORMAT);
     free(g);
+}
+
+/* Files that are not plain files: refused at once, naming the file, and
+ * never waited on (a FIFO) or read (a device). alarm: a hang fails. */
+static void test_not_regular_files(void)
+{
+    write_tiny();
+    alarm(20);
+    char fifo[PATH_MAX];
+    snprintf(fifo, sizeof fifo, "%s", harness_tmp_path("fifo-images"));
+    CHECK(mkfifo(fifo, 0644) == 0);
+    expect_fail(fifo, harness_tmp_path("tiny-labels"), HCR_EIO, "fifo-images: is a FIFO (named pipe), not a regular file");
+    expect_fail(harness_tmp_path("tiny-images"), "/dev/zero", HCR_EIO, "/dev/zero: is a character device, not a regular file");
+    expect_fail(harness_tmp_path(""), harness_tmp_path("tiny-labels"), HCR_EIO, "is a directory, not a regular file");
+    char hex[65];
+    CHECK(hcr_file_sha256(fifo, hex) == HCR_EIO);
+    CHECK_CONTAINS(hcr_last_error(), "fifo-images: is a FIFO");
+    CHECK(hcr_file_sha256("/dev/zero", hex) == HCR_EIO);
+    /* a link to a device is the device */
+    const char *link = harness_tmp_path("zero-link");
+    CHECK(symlink("/dev/zero", link) == 0);
+    expect_fail(link, harness_tmp_path("tiny-labels"), HCR_EIO, "zero-link: is a character device");
+    /* through a folder: the FIFO is found by name, then refused */
+    const char *dir = harness_tmp_path("fifo-dir");
+    CHECK(mkdir(dir, 0755) == 0);
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/train-images-idx3-ubyte", dir);
+    CHECK(mkfifo(path, 0644) == 0);
+    snprintf(path, sizeof path, "%s/train-labels-idx1-ubyte.gz", dir);
+    CHECK(symlink(harness_tmp_path("tiny-labels.gz"), path) == 0);
+    hcr_dataset *ds = NULL;
+    CHECK(hcr_dataset_load_dir(dir, "train", &ds) == HCR_EIO && ds == NULL);
+    CHECK_CONTAINS(hcr_last_error(), "fifo-dir/train-images-idx3-ubyte: is a FIFO");
+    alarm(0);
+
+    /* the helper itself: a regular file opens blocking and close-on-exec */
+    int fd = -1;
+    struct stat st;
+    CHECK(hcr_open_regular(harness_tmp_path("tiny-images"), &fd, &st) == HCR_OK);
+    CHECK(fd >= 0 && S_ISREG(st.st_mode) && st.st_size == 16 + 60);
+    if (fd >= 0) {
+        CHECK((fcntl(fd, F_GETFL) & O_NONBLOCK) == 0);
+        CHECK((fcntl(fd, F_GETFD) & FD_CLOEXEC) != 0);
+        close(fd);
+    }
+    CHECK(hcr_open_regular(fifo, &fd, NULL) == HCR_EIO && fd == -1);
+    CHECK(hcr_open_regular(harness_tmp_path("no-such-file"), &fd, NULL) == HCR_EIO && fd == -1);
+    CHECK_CONTAINS(hcr_last_error(), "no-such-file: cannot open: No such file or directory");
+    FILE *f = NULL;
+    CHECK(hcr_fopen_regular("/dev/null", &f) == HCR_EIO && f == NULL);
+    CHECK_CONTAINS(hcr_last_error(), "/dev/null: is a character device");
+    CHECK(hcr_fopen_regular(harness_tmp_path("tiny-labels"), &f) == HCR_OK && f != NULL);
+    if (f) fclose(f);
 }
 
 /* ----------------------------------------------------------- slicing */
@@ -554,4 +616,5 @@ TEST_MAIN(TEST(test_real_mnist), TEST(test_tiny_raw_and_gz), TEST(test_file_sha2
           TEST(test_missing_and_empty), TEST(test_bad_magic_type_dims),
           TEST(test_zero_and_huge_dimensions), TEST(test_hostile_header),
           TEST(test_truncated_and_trailing), TEST(test_count_mismatch), TEST(test_corrupt_gzip),
+          TEST(test_not_regular_files),
           TEST(test_slice), TEST(test_load_dir_names), TEST(test_cache_dir))

