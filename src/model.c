@@ -957,7 +957,10 @@ static void layer_backward(hcr_model *m, int i, int b0, int nb, int t, float *g,
     const size_t isz = layer_in_size(l), osz = layer_out_size(l);
     const float *in = layer_input(m, i) + (size_t)b0 * isz;
     const float *out = l->out + (size_t)b0 * osz;
-    float *din = i ? m->layers[i - 1].dout + (size_t)b0 * isz : NULL;
+    /* No input gradient for the first layer, nor for a layer whose input
+     * is the image through a Flatten (whose dout is then NULL). */
+    float *prev = i ? m->layers[i - 1].dout : NULL;
+    float *din = prev ? prev + (size_t)b0 * isz : NULL;
     float *dout = l->dout + (size_t)b0 * osz;
     float *dw = l->w ? g + (l->w - m->params) : NULL, *db = l->b ? g + (l->b - m->params) : NULL;
     switch (l->kind) {

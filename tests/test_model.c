@@ -793,6 +793,25 @@ done:
     free_ds(&train);
 }
 
+/* A model whose first layer is dense (a Flatten over the image, which has
+ * no gradient) trains on several threads: each thread's share once got a
+ * bogus input-gradient pointer (NULL plus its offset) and crashed. */
+static void test_dense_first(void)
+{
+    hcr_dataset train = make_bars(64, 9);
+    hcr_model *m = NULL;
+    if (!create("dense8", 8, 8, 3, 2, &m)) goto done;
+    hcr_train_config cfg = small_config(5);
+    cfg.epochs = 2;
+    hcr_history h;
+    CHECK_MSG(hcr_train(m, &train, NULL, &cfg, NULL, NULL, &h) == HCR_OK, "%s", hcr_last_error());
+    CHECK(h.epochs == 2 && h.rows[1].loss < h.rows[0].loss);
+    hcr_history_free(&h);
+done:
+    hcr_model_free(m);
+    free_ds(&train);
+}
+
 /* ----------------------------------------------------------- checkpoints */
 
 typedef struct stop_after {
@@ -1218,5 +1237,5 @@ static void test_batchnorm(void)
 TEST_MAIN(TEST(test_default_model_shape), TEST(test_batchnorm), TEST(test_glorot_init), TEST(test_spec_errors),
           TEST(test_spec_alternatives), TEST(test_model_gradients), TEST(test_backward_threads),
           TEST(test_train_config_default), TEST(test_train_deterministic_and_learns),
-          TEST(test_train_progress_and_stop), TEST(test_checkpoint_resume), TEST(test_checkpoint_refused), TEST(test_train_single_step), TEST(test_train_errors), TEST(test_predict),
+          TEST(test_train_progress_and_stop), TEST(test_checkpoint_resume), TEST(test_checkpoint_refused), TEST(test_dense_first), TEST(test_train_single_step), TEST(test_train_errors), TEST(test_predict),
           TEST(test_predict_after_training))
