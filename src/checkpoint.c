@@ -214,7 +214,10 @@ static int parse_state(const cJSON *j, saved *s, const char **what)
     NEED(get_long(j, "epoch", 1, 100001, &s->epoch), "epoch");
     NEED(get_long(j, "step", 0, s->steps, &s->step), "step");
     NEED(get_long(j, "shuffled", 0, 1, &s->shuffled) && (s->shuffled || s->step == 0), "shuffled");
-    NEED(get_long(j, "adam_step", 0, s->epoch * s->steps, &s->adam_step), "adam_step");
+    /* One Adam update per step: the count follows from the position. */
+    NEED(get_long(j, "adam_step", 0, s->epoch * s->steps, &s->adam_step) &&
+             s->adam_step == (s->epoch - 1) * s->steps + s->step,
+         "adam_step (not the steps done before this point)");
     NEED(get_long(j, "seen", 0, s->train_count, &s->seen), "seen");
     NEED(get_long(j, "correct_sum", 0, s->seen, &s->correct_sum), "correct_sum");
     NEED(get_num(j, "loss_sum", 0, 1e300, &s->loss_sum), "loss_sum");

@@ -961,7 +961,7 @@ static void layer_backward(hcr_model *m, int i, int b0, int nb, int t, float *g,
      * is the image through a Flatten (whose dout is then NULL). */
     float *prev = i ? m->layers[i - 1].dout : NULL;
     float *din = prev ? prev + (size_t)b0 * isz : NULL;
-    float *dout = l->dout + (size_t)b0 * osz;
+    float *dout = l->dout ? l->dout + (size_t)b0 * osz : NULL; /* NULL: that Flatten */
     float *dw = l->w ? g + (l->w - m->params) : NULL, *db = l->b ? g + (l->b - m->params) : NULL;
     switch (l->kind) {
     case LAYER_CONV:
