@@ -14,17 +14,53 @@
  *   - Images are row-major, one byte per pixel, MNIST polarity (light ink on
  *     a dark background, 0 = background). The network sees pixel/255.
  *
- * A complete program:
+ * A complete program, examples/train_tiny.c verbatim (tests/test_install.sh
+ * checks that they match, then builds it against an installed libhcr with
+ * `cc train_tiny.c $(pkg-config --cflags --libs hcr)` and runs it; the
+ * other examples/ read an image and a line of handwriting):
  *
- *   hcr_dataset *train, *test;
- *   hcr_model *m;
- *   hcr_train_config cfg;
- *   hcr_dataset_load_dir("data/mnist", "train", &train);
- *   hcr_dataset_load_dir("data/mnist", "t10k", &test);
- *   hcr_model_create(HCR_DEFAULT_SPEC, 28, 28, 10, 42, &m);
- *   hcr_train_config_default(&cfg);
- *   hcr_train(m, train, NULL, &cfg, NULL, NULL);
- *   hcr_model_save(m, "digits.safetensors");
+ *   // train_tiny.c - train a small network for one epoch on the first 3000
+ *   // MNIST training images, test it on the 10,000 test images, save it.
+ *   //   usage: train_tiny MNIST_DIR MODEL.safetensors
+ *   // MNIST_DIR holds train-images-idx3-ubyte[.gz] and the three others.
+ *   #include <hcr.h>
+ *   #include <stdio.h>
+ *
+ *   int main(int argc, char **argv)
+ *   {
+ *       hcr_dataset *all = NULL, *train = NULL, *test = NULL;
+ *       hcr_model *model = NULL;
+ *       hcr_train_config cfg;
+ *       hcr_eval ev;
+ *       hcr_status st;
+ *
+ *       if (argc != 3) {
+ *           fprintf(stderr, "usage: train_tiny MNIST_DIR MODEL.safetensors\n");
+ *           return 2;
+ *       }
+ *       hcr_train_config_default(&cfg);
+ *       cfg.epochs = 1;
+ *       cfg.batch_size = 32;
+ *       if ((st = hcr_dataset_load_dir(argv[1], "train", &all)) == HCR_OK &&
+ *           (st = hcr_dataset_load_dir(argv[1], "t10k", &test)) == HCR_OK &&
+ *           (st = hcr_dataset_slice(all, 0, 3000, &train)) == HCR_OK &&
+ *           (st = hcr_model_create("conv16-pool-dense64", train->rows, train->cols,
+ *                                  all->num_classes, 42, &model)) == HCR_OK &&
+ *           (st = hcr_train(model, train, NULL, &cfg, NULL, NULL, NULL)) == HCR_OK &&
+ *           (st = hcr_evaluate(model, test, 0, &ev)) == HCR_OK) {
+ *           printf("test accuracy: %.4f (%d images)\n", ev.accuracy, ev.count);
+ *           hcr_eval_free(&ev);
+ *           if ((st = hcr_model_save(model, argv[2])) == HCR_OK)
+ *               printf("model saved to %s\n", argv[2]);
+ *       }
+ *       if (st != HCR_OK)
+ *           fprintf(stderr, "train_tiny: %s\n", hcr_last_error());
+ *       hcr_model_free(model);
+ *       hcr_dataset_free(train);
+ *       hcr_dataset_free(test);
+ *       hcr_dataset_free(all);
+ *       return st == HCR_OK ? 0 : 1;
+ *   }
  */
 #ifndef HCR_H
 #define HCR_H
@@ -35,6 +71,12 @@
 
 #ifdef __cplusplus
 extern "C" {
+#endif
+
+/* libhcr.so is built with -fvisibility=hidden: what is declared here, and
+ * nothing else, is exported (GCC and Clang honour this pragma). */
+#if defined(__GNUC__) && __GNUC__ >= 4
+#pragma GCC visibility push(default)
 #endif
 
 #define HCR_VERSION "0.1.0"
@@ -451,6 +493,10 @@ void hcr_line_free(hcr_line *line);
  * written to `text` (size n), joined. The same seed gives the same image. */
 hcr_status hcr_compose_number(const hcr_dataset *digits, int ndigits, int touching,
                               uint64_t seed, hcr_image **out, char *text, size_t n);
+
+#if defined(__GNUC__) && __GNUC__ >= 4
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }

@@ -26,6 +26,7 @@ if [ "${1:-}" = "--test" ]; then
     packages+=(strace)       # tests: killing training inside a checkpoint write
     packages+=(dataset-fashion-mnist) # tests: a short real Fashion-MNIST run
     packages+=(clang libclang-rt-dev) # tests: make fuzz (libFuzzer, ASan, UBSan runtimes)
+    packages+=(groff-base)   # tests: checking the man page hcr.1
     browser=(chromium)       # tests: opening report.html in a real browser
 elif [ $# -gt 0 ]; then
     echo "usage: scripts/setup.sh [--test]" >&2
