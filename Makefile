@@ -25,6 +25,16 @@ HCR_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE \
               -Wall -Wextra $(if $(filter 1,$(WERROR)),-Werror) -fopenmp -Iinclude -Isrc $(shell pkg-config --cflags cairo) $(shell pkg-config --cflags stb)
 HCR_LIBS   := -fopenmp -lopenblas -lcjson -lcurl -lcrypto -lz -lm $(shell pkg-config --libs cairo) $(shell pkg-config --libs stb)
 
+# NO_OPENMP=1: a build without OpenMP (one thread per pass), for the
+# ThreadSanitizer run, which cannot see libgomp's synchronisation.
+ifeq ($(NO_OPENMP),1)
+HCR_CFLAGS := $(filter-out -fopenmp,$(HCR_CFLAGS)) -Wno-unknown-pragmas
+HCR_LIBS   := $(filter-out -fopenmp,$(HCR_LIBS))
+ifeq ($(findstring clang,$(CC)),clang)
+HCR_CFLAGS += -Wno-source-uses-openmp
+endif
+endif
+
 # Prefer Debian's OpenMP build of OpenBLAS when it is installed, so BLAS and
 # hcr's own loops share one thread pool; otherwise whatever -lopenblas finds.
 MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
@@ -41,7 +51,7 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test check sanitize run bench clean
+.PHONY: all test check sanitize tsan run bench clean
 all: $(BUILD)/hcr
 
 $(BUILD)/%.o: %.c include/hcr.h $(wildcard src/*.h) $(wildcard cli/*.h) $(wildcard tests/*.h)
@@ -83,6 +93,14 @@ sanitize:
 	$(MAKE) BUILD=build/asan WERROR=$(WERROR) CFLAGS="$(SAN_FLAGS)" LDFLAGS="-fsanitize=address,undefined" test
 
 check: test sanitize
+
+# ThreadSanitizer (clang) on the threaded test: many threads predicting,
+# evaluating and reading with one shared model. Built without OpenMP (TSan
+# cannot see libgomp's synchronisation), so the threads are the test's.
+tsan:
+	$(MAKE) BUILD=build/tsan CC=clang NO_OPENMP=1 WERROR=$(WERROR) CFLAGS="-O1 -g -fsanitize=thread" \
+	    LDFLAGS="-fsanitize=thread" build/tsan/tests/test_threads
+	OPENBLAS_NUM_THREADS=1 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" build/tsan/tests/test_threads
 
 run: 
 	./scripts/setup.sh

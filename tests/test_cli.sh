@@ -64,7 +64,7 @@ expect 1 "--arch" -- "$HCR" summary --arch wider
 
 # -Werror for developers and CI (make check), not for a plain build
 if command -v make >/dev/null && [ -f Makefile ]; then
-    mk() { env -u MAKEFLAGS -u MAKELEVEL -u MFLAGS make -s -n -B BUILD="$TMP/mk" "$@" 2>/dev/null; }
+    mk() { env -u MAKEFLAGS -u MAKELEVEL -u MFLAGS -u WERROR make -s -n -B BUILD="$TMP/mk" "$@" 2>/dev/null; }
     mk "$TMP/mk/src/error.o" | grep -q -- -Werror && bad "a plain build has -Werror" || ok
     mk WERROR=1 "$TMP/mk/src/error.o" | grep -q -- -Werror && ok || bad "WERROR=1 lacks -Werror"
     mk check | grep -q -- '-Werror.*src/error.c' && ok || bad "make check lacks -Werror"
