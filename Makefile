@@ -29,6 +29,16 @@ HCR_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE \
               -Wall -Wextra $(if $(filter 1,$(WERROR)),-Werror) -fopenmp -Iinclude -Isrc $(shell pkg-config --cflags cairo) $(shell pkg-config --cflags stb)
 HCR_LIBS   := -fopenmp -lopenblas -lcjson -lcurl -lcrypto -lz -lm $(shell pkg-config --libs cairo) $(shell pkg-config --libs stb)
 
+# NO_OPENMP=1: a build without OpenMP (one thread per pass), for the
+# ThreadSanitizer run, which cannot see libgomp's synchronisation.
+ifeq ($(NO_OPENMP),1)
+HCR_CFLAGS := $(filter-out -fopenmp,$(HCR_CFLAGS)) -Wno-unknown-pragmas
+HCR_LIBS   := $(filter-out -fopenmp,$(HCR_LIBS))
+ifeq ($(findstring clang,$(CC)),clang)
+HCR_CFLAGS += -Wno-source-uses-openmp
+endif
+endif
+
 # Prefer Debian's OpenMP build of OpenBLAS when it is installed, so BLAS and
 # hcr's own loops share one thread pool; otherwise whatever -lopenblas finds.
 MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
@@ -54,7 +64,7 @@ VERSION   := $(shell sed -n 's/^.define HCR_VERSION "\(.*\)"/\1/p' include/hcr.h
 SOVERSION := $(firstword $(subst ., ,$(VERSION)))
 SONAME    := libhcr.so.$(SOVERSION)
 
-.PHONY: all test check sanitize run bench clean install uninstall
+.PHONY: all test check sanitize tsan run bench clean install uninstall
 all: $(BUILD)/hcr $(BUILD)/libhcr.so $(BUILD)/$(SONAME)
 
 $(BUILD)/%.o: %.c include/hcr.h $(wildcard src/*.h) $(wildcard cli/*.h) $(wildcard tests/*.h)
@@ -187,6 +197,14 @@ check:
 	./scripts/setup.sh --test
 	$(MAKE) WERROR=$(WERROR) test
 	$(MAKE) WERROR=$(WERROR) sanitize
+
+# ThreadSanitizer (clang) on the threaded test: many threads predicting,
+# evaluating and reading with one shared model. Built without OpenMP (TSan
+# cannot see libgomp's synchronisation), so the threads are the test's.
+tsan:
+	$(MAKE) BUILD=build/tsan CC=clang NO_OPENMP=1 WERROR=$(WERROR) CFLAGS="-O1 -g -fsanitize=thread" \
+	    LDFLAGS="-fsanitize=thread" build/tsan/tests/test_threads
+	OPENBLAS_NUM_THREADS=1 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" build/tsan/tests/test_threads
 
 run:
 	./scripts/setup.sh

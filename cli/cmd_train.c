@@ -571,6 +571,7 @@ static int run(train_opts *o, hcr_model *m, const cJSON *saved)
         fflush(stdout);
     }
     progress_state st = {.tty = isatty(STDOUT_FILENO) != 0, .quiet = o->quiet};
+    hcr_set_threads(o->cfg.threads); /* the report's predictions too */
     cli_catch_interrupt();
     double t0 = wall();
     hcr_status s = hcr_train(m, d.train, d.val, &o->cfg, on_progress, &st, &hist);

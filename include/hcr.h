@@ -14,6 +14,25 @@
  *   - Images are row-major, one byte per pixel, MNIST polarity (light ink on
  *     a dark background, 0 = background). The network sees pixel/255.
  *
+ * Threads and ownership
+ *   - Reading is safe from any number of threads at once: every function
+ *     taking a const pointer, and hcr_model_predict, hcr_evaluate and
+ *     hcr_read_line, which only read the model (each call works in a
+ *     workspace of its own; the answers are the same bits as on one
+ *     thread). A loaded model can serve a whole program's threads.
+ *   - Changing an object needs it to itself: hcr_train, hcr_model_set_meta
+ *     and the _free functions must not run while another thread uses the
+ *     same object. Different objects are independent.
+ *   - The library changes no process-wide state: thread counts apply to the
+ *     call that names them (hcr_train_config.threads, hcr_evaluate's
+ *     threads); hcr_set_threads only sets the default of calls that name
+ *     none. The error message (hcr_last_error) is per thread.
+ *   - Returned strings and arrays belong to the object they came from and
+ *     live as long as it does, unchanged until it is changed (a
+ *     hcr_model_get_meta string until that key is set again). Objects
+ *     returned through an `out` pointer belong to the caller, who frees
+ *     them with their _free function.
+ *
  * A complete program, examples/train_tiny.c verbatim (tests/test_install.sh
  * checks that they match, then builds it against an installed libhcr with
  * `cc train_tiny.c $(pkg-config --cflags --libs hcr)` and runs it; the
@@ -264,7 +283,10 @@ size_t hcr_model_param_count(const hcr_model *m);
 void hcr_model_summary(const hcr_model *m, FILE *f);
 
 /* Free-form string metadata saved with the model (recipe, dataset checksums,
- * class names...). Setting a key twice replaces it; value NULL removes it. */
+ * class names...). Setting a key twice replaces it; value NULL removes it.
+ * "class_names" must be a JSON array of num_classes non-empty strings.
+ * Setting needs the model to itself; a string got lives until its key is
+ * set again or the model is freed. */
 hcr_status hcr_model_set_meta(hcr_model *m, const char *key, const char *value);
 const char *hcr_model_get_meta(const hcr_model *m, const char *key); /* NULL if absent */
 int hcr_model_meta_count(const hcr_model *m);
@@ -275,7 +297,10 @@ const char *hcr_model_meta_key(const hcr_model *m, int i);
 const char *hcr_model_class_name(const hcr_model *m, int i);
 
 /* Class probabilities for n images of rows*cols bytes (MNIST polarity):
- * probs gets n * num_classes floats. */
+ * probs gets n * num_classes floats. Thread-safe on a shared model: each
+ * call runs in a workspace of its own, taken from the model's pool (made on
+ * first need and kept until hcr_model_free); a call's answer does not
+ * depend on other threads. Uses hcr_set_threads' count of threads. */
 hcr_status hcr_model_predict(hcr_model *m, const uint8_t *pixels, int n, float *probs);
 
 /* Save as safetensors (atomically: a temporary file, then rename). */
@@ -358,7 +383,9 @@ typedef struct hcr_history {
 } hcr_history;
 
 /* Train in place. `val` may be NULL. `history` (may be NULL) receives one
- * record per finished epoch; free it with hcr_history_free. */
+ * record per finished epoch; free it with hcr_history_free. Needs the
+ * model to itself (no prediction on it meanwhile); runs its passes on
+ * cfg->threads threads. */
 hcr_status hcr_train(hcr_model *m, const hcr_dataset *train, const hcr_dataset *val,
                      const hcr_train_config *cfg, hcr_progress_fn cb, void *user,
                      hcr_history *history);
@@ -386,10 +413,17 @@ typedef struct hcr_eval {
     int *support;            /* images per true class                       */
 } hcr_eval;
 
+/* Loss, accuracy, confusion matrix and per-class scores of m on ds, with
+ * `threads` threads (0: hcr_set_threads' default). Thread-safe on a shared
+ * model, like hcr_model_predict. out's arrays belong to the caller:
+ * hcr_eval_free. */
 hcr_status hcr_evaluate(hcr_model *m, const hcr_dataset *ds, int threads, hcr_eval *out);
 void hcr_eval_free(hcr_eval *e);
 
-/* Set the number of threads libhcr uses (0: all cores). */
+/* The number of threads of the calls that name none (hcr_model_predict,
+ * hcr_read_line, hcr_evaluate with 0, the report): 0 for all cores (the
+ * default). Safe from any thread; it changes nothing else (OpenMP's own
+ * settings are left alone). */
 void hcr_set_threads(int threads);
 
 /* ------------------------------------------------------------------ report */
@@ -479,7 +513,8 @@ typedef struct hcr_line {
  * and the classifier's confidence in the halves and the whole says so
  * (docs/reading.md gives the formula), and each character goes through the
  * same preprocessing as hcr_image_to_mnist. The model must take 28x28
- * inputs. */
+ * inputs. Thread-safe on a shared model, like hcr_model_predict; `out` is
+ * the caller's (hcr_line_free). */
 hcr_status hcr_read_line(hcr_model *m, const hcr_image *img, hcr_line *out);
 void hcr_line_free(hcr_line *line);
 

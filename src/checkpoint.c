@@ -351,7 +351,7 @@ static void apply(trainer *t, const hcr_model *m, model_extra *x, const saved *s
 {
     memcpy(t->m->params, m->params, sizeof(float) * m->nparams);
     memcpy(t->m->state, m->state, sizeof(float) * m->nstate);
-    t->m->kernels_ready = 0;
+    model_weights_changed(t->m);
     memcpy(t->opt.m, x[0].data, sizeof(float) * m->nparams);
     memcpy(t->opt.v, x[1].data, sizeof(float) * m->nparams);
     t->opt.step = s->adam_step;

@@ -4,6 +4,8 @@
  */
 #include "internal.h"
 
+#include <stdatomic.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,21 +115,24 @@ uint32_t hcr_rng_below(hcr_rng *r, uint32_t n)
 
 /* -------------------------------------------------------------- threads */
 
-static int thread_count;
+/* The library's default thread count for predictions and evaluations
+ * that do not name one: set by hcr_set_threads, read by any thread. It
+ * never changes OpenMP's own settings: each parallel region names its
+ * thread count. */
+static _Atomic int thread_count;
 
 void hcr_set_threads(int threads)
 {
-#ifdef _OPENMP
-    if (threads <= 0) threads = omp_get_num_procs();
-    omp_set_num_threads(threads);
-#else
-    threads = 1;
-#endif
-    thread_count = threads;
+    atomic_store(&thread_count, threads > 0 ? threads : 0);
 }
 
 int hcr_threads(void)
 {
-    if (thread_count <= 0) hcr_set_threads(0);
-    return thread_count;
+    int t = atomic_load(&thread_count);
+#ifdef _OPENMP
+    return t > 0 ? t : omp_get_num_procs();
+#else
+    (void)t;
+    return 1;
+#endif
 }

@@ -6,6 +6,7 @@
 #include "kernels.h"
 
 #include <stdlib.h>
+#include <pthread.h>
 #include <string.h>
 
 
@@ -138,10 +139,10 @@ static int cpu_has_avx2_fma(void)
 }
 #endif
 
-const hcr_kernels *kernels_select(void)
+static const hcr_kernels *chosen;
+
+static void choose(void)
 {
-    static const hcr_kernels *chosen;
-    if (chosen) return chosen;
     const hcr_kernels *k = &kernels_generic;
     const char *force = getenv("HCR_KERNELS");
 #ifdef HCR_HAVE_AVX2_KERNELS
@@ -150,5 +151,12 @@ const hcr_kernels *kernels_select(void)
     (void)force;
 #endif
     chosen = k;
-    return k;
+}
+
+/* Chosen once per process, before any thread can read the choice. */
+const hcr_kernels *kernels_select(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, choose);
+    return chosen;
 }

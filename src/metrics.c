@@ -68,7 +68,6 @@ hcr_status hcr_evaluate(hcr_model *m, const hcr_dataset *ds, int threads, hcr_ev
     if (!m) return hcr_fail(HCR_EINVAL, "hcr_evaluate: no model");
     hcr_status s = check_dataset(m, ds, "evaluation");
     if (s) return s;
-    hcr_set_threads(threads);
     const int k = m->num_classes;
     out->num_classes = k;
     out->count = ds->count;
@@ -81,8 +80,15 @@ hcr_status hcr_evaluate(hcr_model *m, const hcr_dataset *ds, int threads, hcr_ev
         hcr_eval_free(out);
         return hcr_fail(HCR_ENOMEM, "out of memory");
     }
-    /* A fixed batch, so a model scores the same before and after a save. */
-    s = model_eval_dataset(m, ds, EVAL_BATCH, &out->loss, &out->accuracy, out->confusion);
+    /* On a view, like a prediction: other threads may use the model too.
+     * A fixed batch, so a model scores the same before and after a save. */
+    hcr_model *v;
+    if (!(s = model_view_acquire(m, &v))) {
+        v->threads = threads;
+        s = model_eval_dataset(v, ds, EVAL_BATCH, &out->loss, &out->accuracy, out->confusion);
+        v->threads = 0;
+        model_view_release(m, v);
+    }
     if (s) {
         hcr_eval_free(out);
         return s;

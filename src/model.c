@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,6 +32,9 @@
 #define BN_MOMENTUM 0.9f
 
 static void free_class_names(hcr_model *m);
+struct view_pool;
+static struct view_pool *pool_new(void);
+static void pool_free(struct view_pool *p);
 
 size_t layer_out_size(const layer *l) { return (size_t)l->out_h * l->out_w * l->out_c; }
 static size_t layer_in_size(const layer *l) { return (size_t)l->in_h * l->in_w * l->in_c; }
@@ -334,6 +338,10 @@ hcr_status model_build(const char *spec, int rows, int cols, int num_classes, hc
     }
     memcpy(m->layers, tmp, sizeof(layer) * (size_t)nl);
     m->nlayers = nl;
+    if (!(m->pool = pool_new())) {
+        hcr_model_free(m);
+        return hcr_fail(HCR_ENOMEM, "out of memory");
+    }
     m->rows = rows;
     m->cols = cols;
     m->num_classes = num_classes;
@@ -403,7 +411,7 @@ hcr_status model_build(const char *spec, int rows, int cols, int num_classes, hc
 
 void model_init_weights(hcr_model *m, uint64_t seed)
 {
-    m->kernels_ready = 0;
+    model_weights_changed(m);
     hcr_rng rng;
     hcr_rng_seed(&rng, seed);
     for (int i = 0; i < m->nlayers; i++) {
@@ -445,6 +453,7 @@ hcr_status hcr_model_create(const char *spec, int rows, int cols, int num_classe
 void hcr_model_free(hcr_model *m)
 {
     if (!m) return;
+    pool_free(m->pool);
     free(m->spec);
     free(m->layers);
     free(m->params);
@@ -462,6 +471,124 @@ void hcr_model_free(hcr_model *m)
     free(m->tgrads);
     free(m->tdu);
     free(m);
+}
+
+/* ------------------------------------------------------------------ views */
+
+/* The model's views (model.h): all of them, and the ones free for use. */
+typedef struct view_pool {
+    pthread_mutex_t lock;
+    hcr_model **all, **free;
+    int nall, nfree, cap;
+} view_pool;
+
+static view_pool *pool_new(void)
+{
+    view_pool *p = calloc(1, sizeof *p);
+    if (p && pthread_mutex_init(&p->lock, NULL) != 0) {
+        free(p);
+        p = NULL;
+    }
+    return p;
+}
+
+/* A view owns its layer table and workspace, nothing else. */
+static void view_free(hcr_model *v)
+{
+    free(v->layers);
+    free(v->ws);
+    free(v->tgrads);
+    free(v->tdu);
+    free(v);
+}
+
+static void pool_free(view_pool *p)
+{
+    if (!p) return;
+    for (int i = 0; i < p->nall; i++) view_free(p->all[i]);
+    free(p->all);
+    free(p->free);
+    pthread_mutex_destroy(&p->lock);
+    free(p);
+}
+
+static hcr_model *view_new(const hcr_model *m)
+{
+    hcr_model *v = malloc(sizeof *v);
+    layer *layers = malloc(sizeof(layer) * (size_t)m->nlayers);
+    if (!v || !layers) {
+        free(v);
+        free(layers);
+        return NULL;
+    }
+    *v = *m;
+    memcpy(layers, m->layers, sizeof(layer) * (size_t)m->nlayers);
+    v->layers = layers;
+    v->pool = NULL;
+    v->bn_partial = NULL; /* training only */
+    v->capacity = 0;
+    v->ws = NULL;
+    v->tgrads = v->tdu = NULL;
+    v->tgrads_threads = v->tdu_threads = 0;
+    v->kernels_ready = 0;
+    v->threads = 0;
+    return v;
+}
+
+/* Register a new view, growing the lists; 0 when out of memory. */
+static int pool_add(view_pool *p, hcr_model *v)
+{
+    if (p->nall == p->cap) {
+        int cap = p->cap ? 2 * p->cap : 4;
+        hcr_model **all = realloc(p->all, sizeof *all * (size_t)cap);
+        if (!all) return 0;
+        p->all = all;
+        hcr_model **fr = realloc(p->free, sizeof *fr * (size_t)cap);
+        if (!fr) return 0;
+        p->free = fr;
+        p->cap = cap;
+    }
+    p->all[p->nall++] = v;
+    return 1;
+}
+
+hcr_status model_view_acquire(hcr_model *m, hcr_model **view)
+{
+    view_pool *p = m->pool;
+    hcr_model *v = NULL;
+    pthread_mutex_lock(&p->lock);
+    if (p->nfree > 0) v = p->free[--p->nfree];
+    pthread_mutex_unlock(&p->lock);
+    if (!v) {
+        v = view_new(m);
+        pthread_mutex_lock(&p->lock);
+        int ok = v && pool_add(p, v);
+        pthread_mutex_unlock(&p->lock);
+        if (!ok) {
+            if (v) view_free(v);
+            return hcr_fail(HCR_ENOMEM, "out of memory for a prediction workspace");
+        }
+    }
+    if (v->version != m->version) { /* new weights: transform the kernels again */
+        v->version = m->version;
+        v->kernels_ready = 0;
+    }
+    *view = v;
+    return HCR_OK;
+}
+
+void model_view_release(hcr_model *m, hcr_model *view)
+{
+    view_pool *p = m->pool;
+    pthread_mutex_lock(&p->lock);
+    p->free[p->nfree++] = view; /* room: free has as many slots as all */
+    pthread_mutex_unlock(&p->lock);
+}
+
+void model_weights_changed(hcr_model *m)
+{
+    m->version++;
+    m->kernels_ready = 0;
 }
 
 /* -------------------------------------------------------------- workspace */
@@ -680,7 +807,7 @@ static share my_share(int n)
  * batch normalization's per-thread sums are needed. */
 static int pass_threads(const hcr_model *m)
 {
-    const int t = hcr_threads();
+    const int t = m->threads > 0 ? m->threads : hcr_threads();
     return m->bn_max_c && t > BN_MAX_THREADS ? BN_MAX_THREADS : t;
 }
 
@@ -865,6 +992,7 @@ void model_forward(hcr_model *m, int n, int training, hcr_rng *rng)
     /* Training transforms the kernels every pass (the weights change every
      * step); predicting reuses them until the weights or the workspace
      * change, so that predicting image by image does not redo it. */
+    if (training) m->version++; /* the optimizer changes the weights next */
     if (training || !m->kernels_ready) {
         for (int i = 0; i < m->nlayers; i++) prepare_forward(m, i);
         m->kernels_ready = !training;
@@ -1147,21 +1275,21 @@ hcr_status hcr_model_predict(hcr_model *m, const uint8_t *pixels, int n, float *
 {
     if (!m || (!pixels && n > 0) || (!probs && n > 0) || n < 0)
         return hcr_fail(HCR_EINVAL, "hcr_model_predict: bad arguments");
-    int chunk = n < PREDICT_CHUNK ? n : PREDICT_CHUNK;
-    if (chunk > 0) {
-        hcr_status s = model_reserve(m, chunk);
-        if (s) return s;
-    }
-    hcr_threads();
+    if (n == 0) return HCR_OK;
+    hcr_model *v;
+    hcr_status s = model_view_acquire(m, &v);
+    if (s) return s;
+    const int chunk = n < PREDICT_CHUNK ? n : PREDICT_CHUNK;
     const size_t sz = (size_t)m->rows * m->cols;
-    for (int start = 0; start < n; start += chunk) {
+    s = model_reserve(v, chunk);
+    for (int start = 0; !s && start < n; start += chunk) {
         int k = n - start < chunk ? n - start : chunk;
-        model_load_input(m, pixels + (size_t)start * sz, NULL, k);
-        model_forward(m, k, 0, NULL);
-        memcpy(probs + (size_t)start * m->num_classes, m->probs,
-               (size_t)k * m->num_classes * sizeof(float));
+        model_load_input(v, pixels + (size_t)start * sz, NULL, k);
+        model_forward(v, k, 0, NULL);
+        memcpy(probs + (size_t)start * m->num_classes, v->probs, (size_t)k * m->num_classes * sizeof(float));
     }
-    return HCR_OK;
+    model_view_release(m, v);
+    return s;
 }
 
 /* -------------------------------------------------------------- accessors */

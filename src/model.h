@@ -125,7 +125,25 @@ struct hcr_model {
     float *tdu;             /* per-thread Winograd kernel gradients         */
     size_t du_floats;       /* floats of tdu per thread                     */
     int tdu_threads;
+
+    int threads;            /* threads of this model's passes; 0: the
+                               library's default (hcr_set_threads)          */
+    unsigned long version;  /* changes whenever the weights may have       */
+    struct view_pool *pool; /* views for predictions, or NULL (a view)      */
 };
+
+/* Predictions never use the model's own workspace, which belongs to
+ * training: each runs on a view, a copy of the model's header and layer
+ * table that shares its weights read-only and has a workspace of its own
+ * (activations, transformed kernels). Views are kept in the model's pool
+ * and reused, so many threads can predict with one model at once, each
+ * answer the same bits as alone; they go with the model. Training (and
+ * anything else that changes the weights) must not run at the same time
+ * as predictions, and calls model_weights_changed, after which each view
+ * prepares its kernels again. */
+hcr_status model_view_acquire(hcr_model *m, hcr_model **view);
+void model_view_release(hcr_model *m, hcr_model *view);
+void model_weights_changed(hcr_model *m);
 
 /* Build the layers and allocate parameters (all zero) for a spec; weights
  * are not initialised. Used by hcr_model_create and the loader. A spec

@@ -689,7 +689,7 @@ static hcr_status load_fd(const char *path, int fd, uint64_t fsize, model_extra 
         hcr_model_free(m);
         return st;
     }
-    m->kernels_ready = 0; /* new weights */
+    model_weights_changed(m); /* new weights */
     *out = m;
     return HCR_OK;
 }

@@ -45,15 +45,6 @@ enum { PNG_ACCURACY, PNG_LOSS, PNG_SAMPLES, PNG_CONFUSION, PNG_MISCLASSIFIED };
 #define C_VAL 0xe08214
 #define C_WRONG 0xc0001a
 
-/* Fontconfig (under cairo's toy text API) keeps its configuration for the
- * life of the process, and stores pointers as encoded offsets, so
- * LeakSanitizer reports those blocks as lost at exit. This hook, read only
- * by sanitizer builds, tells it so; leaks anywhere else are still reported. */
-const char *__lsan_default_suppressions(void) __attribute__((used));
-const char *__lsan_default_suppressions(void) { return "leak:libfontconfig.so\n"; }
-const char *__lsan_default_options(void) __attribute__((used));
-const char *__lsan_default_options(void) { return "print_suppressions=0"; }
-
 /* ------------------------------------------------------------ small tools */
 
 void report_confusion(const uint8_t *labels, const int *predicted, int n, int k, int *confusion)

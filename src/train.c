@@ -262,11 +262,17 @@ hcr_status hcr_train(hcr_model *m, const hcr_dataset *train, const hcr_dataset *
     if (s || (s = check_dataset(m, train, "training"))) return s;
     if (val && (s = check_dataset(m, val, "validation"))) return s;
 
-    hcr_set_threads(cfg->threads);
+    const int threads = m->threads;
+    m->threads = cfg->threads; /* this call's passes only */
     trainer t;
-    if ((s = trainer_init(&t, m, train, val, cfg))) return s;
+    if ((s = trainer_init(&t, m, train, val, cfg))) {
+        m->threads = threads;
+        return s;
+    }
     if (cfg->resume) s = trainer_restore(&t, cfg->checkpoint);
     while (!s && t.epoch <= cfg->epochs) s = run_epoch(&t, cb, user);
+    model_weights_changed(m);
+    m->threads = threads;
     if (history) {
         *history = t.hist;
         t.hist.rows = NULL;
