@@ -32,7 +32,8 @@ HCR_LIBS   := -fopenmp -lopenblas -lcjson -lcurl -lcrypto -lz -lm $(shell pkg-co
 # NO_OPENMP=1: a build without OpenMP (one thread per pass), for the
 # ThreadSanitizer run, which cannot see libgomp's synchronisation.
 ifeq ($(NO_OPENMP),1)
-HCR_CFLAGS := $(filter-out -fopenmp,$(HCR_CFLAGS)) -Wno-unknown-pragmas
+HCR_CFLAGS := $(filter-out -fopenmp,$(HCR_CFLAGS)) -Wno-unknown-pragmas \
+              -Wno-unused-variable -Wno-unused-but-set-variable # thread counts only the pragmas use
 HCR_LIBS   := $(filter-out -fopenmp,$(HCR_LIBS))
 ifeq ($(findstring clang,$(CC)),clang)
 HCR_CFLAGS += -Wno-source-uses-openmp
