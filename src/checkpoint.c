@@ -210,7 +210,11 @@ static int parse_state(const cJSON *j, saved *s, const char **what)
     NEED(get_long(j, "version", 0, 1000, &version) && version == CKPT_VERSION, "version");
     NEED(parse_config(cJSON_GetObjectItemCaseSensitive(j, "config"), &s->cfg), "config");
     NEED(get_long(j, "train_count", 1, 2000000000, &s->train_count), "train_count");
-    NEED(get_long(j, "steps", 1, s->train_count, &s->steps), "steps");
+    /* The position follows from the sizes: steps per epoch from the
+     * images and the batch, the images seen from the steps done. */
+    const long batch = s->cfg.batch_size < s->train_count ? s->cfg.batch_size : s->train_count;
+    NEED(get_long(j, "steps", 1, s->train_count, &s->steps) && s->steps == (s->train_count + batch - 1) / batch,
+         "steps (not the training images over the batch size)");
     NEED(get_long(j, "epoch", 1, 100001, &s->epoch), "epoch");
     NEED(get_long(j, "step", 0, s->steps, &s->step), "step");
     NEED(get_long(j, "shuffled", 0, 1, &s->shuffled) && (s->shuffled || s->step == 0), "shuffled");
@@ -218,7 +222,9 @@ static int parse_state(const cJSON *j, saved *s, const char **what)
     NEED(get_long(j, "adam_step", 0, s->epoch * s->steps, &s->adam_step) &&
              s->adam_step == (s->epoch - 1) * s->steps + s->step,
          "adam_step (not the steps done before this point)");
-    NEED(get_long(j, "seen", 0, s->train_count, &s->seen), "seen");
+    NEED(get_long(j, "seen", 0, s->train_count, &s->seen) &&
+             s->seen == (s->step * batch < s->train_count ? s->step * batch : s->train_count),
+         "seen (not the images of the steps done)");
     NEED(get_long(j, "correct_sum", 0, s->seen, &s->correct_sum), "correct_sum");
     NEED(get_num(j, "loss_sum", 0, 1e300, &s->loss_sum), "loss_sum");
     NEED(get_num(j, "seconds_before", 0, 1e12, &s->seconds_before), "seconds_before");
