@@ -61,10 +61,13 @@ for i in $(seq 1 12); do
 done
 
 # SIGKILL exactly inside a checkpoint write (strace -f follows the OpenMP
-# threads; the checkpoint is the only file written by fsync and rename
-# before the model, so the Nth of them belongs to epoch N's checkpoint).
+# threads). Before the model, only the checkpoints are written: each with
+# one fsync of the temporary file, its rename, then one fsync of the
+# folder. So fsync 3 is epoch 2's file before its rename, fsync 2 the
+# folder after epoch 1's rename, rename N epoch N's; write 40 falls in the
+# middle of a checkpoint's data.
 if command -v strace >/dev/null; then
-    for inject in 'fsync:when=2' 'rename:when=2' 'rename:when=3' 'write:when=40'; do
+    for inject in 'fsync:when=3' 'fsync:when=2' 'rename:when=2' 'rename:when=3' 'write:when=40'; do
         out="$TMP/s${inject%%:*}${inject##*=}.safetensors"
         { strace -f -o /dev/null -e trace="${inject%%:*}" -e inject="${inject%%:*}:signal=KILL:${inject#*:}" \
             "$HCR" train "${RECIPE[@]}" --out "$out" >/dev/null 2>&1; } 2>/dev/null
