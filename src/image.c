@@ -142,6 +142,63 @@ static hcr_status image_alloc(int w, int h, hcr_image **out)
     return HCR_OK;
 }
 
+/* stb_image as Debian 12 ships it trusts the code counts of a JPEG Huffman
+ * table: a table of more than 256 codes is written past its arrays (a heap
+ * buffer overflow, found by fuzzing, from stbi_info as well as from
+ * decoding; newer stb_image refuses it). Walk the file's markers the way
+ * stb_image finds them (any 0xFF, fill bytes skipped; segments by their
+ * length; entropy-coded data up to the next marker) and check every DHT
+ * segment's tables, reading past the end as zeros as stb_image does. True
+ * if no table is too large (or the file is no JPEG). */
+int jpeg_huffman_ok(const uint8_t *b, size_t len)
+{
+    size_t i = 0;
+    if (len < 2 || b[0] != 0xff) return 1;
+    while (i < len && b[i] == 0xff) i++;
+    if (i >= len || b[i] != 0xd8) return 1; /* no SOI: not a JPEG to stb_image */
+    i++;
+    for (;;) {
+        while (i < len && b[i] != 0xff) i++; /* stb_image resynchronises on 0xFF */
+        while (i < len && b[i] == 0xff) i++;
+        if (i >= len) return 1;
+        const int m = b[i++];
+        if (m == 0xd9) return 1;                                        /* EOI */
+        if (m == 0x00 || m == 0x01 || m == 0xd8 || (m >= 0xd0 && m <= 0xd7)) continue; /* no length */
+        const size_t seg = i + (i + 1 < len ? ((size_t)b[i] << 8 | b[i + 1]) : 0);
+        if (m == 0xc4)
+            for (size_t p = i + 2; p < seg && p < len;) {
+                unsigned n = 0;
+                for (size_t k = 1; k <= 16; k++) n += p + k < len ? b[p + k] : 0;
+                if (n > 256) return 0;
+                p += 17 + n;
+            }
+        i = seg > i + 2 ? seg : i + 2;
+        if (m == 0xda) /* SOS: the entropy-coded data ends at a marker that is no RST */
+            while (i + 1 < len && !(b[i] == 0xff && b[i + 1] != 0 && (b[i + 1] < 0xd0 || b[i + 1] > 0xd7))) i++;
+    }
+}
+
+/* stb_image reads the numbers of a binary PGM/PPM header into an int with
+ * no bound (a signed overflow, undefined behaviour, on "255444444444";
+ * found by fuzzing). Read them the way it does (whitespace and # comments
+ * skipped) and say whether they all fit. */
+int pnm_header_ok(const uint8_t *b, size_t len)
+{
+    if (len < 2 || b[0] != 'P' || (b[1] != '5' && b[1] != '6')) return 1;
+    size_t i = 2;
+    for (int field = 0; field < 3; field++) {
+        for (;;) {
+            while (i < len && (b[i] == ' ' || (b[i] >= '\t' && b[i] <= '\r'))) i++;
+            if (i >= len || b[i] != '#') break;
+            while (i < len && b[i] != '\n' && b[i] != '\r') i++;
+        }
+        long long v = 0;
+        for (; i < len && b[i] >= '0' && b[i] <= '9'; i++)
+            if ((v = v * 10 + (b[i] - '0')) > INT_MAX) return 0;
+    }
+    return 1;
+}
+
 hcr_status hcr_image_load_memory(const void *data, size_t len, const char *name, hcr_image **out)
 {
     if (!out || (!data && len)) return hcr_fail(HCR_EINVAL, "hcr_image_load_memory: bad arguments");
@@ -176,6 +233,10 @@ hcr_status hcr_image_load_memory(const void *data, size_t len, const char *name,
             off += 12 + (size_t)cl;
         }
     }
+    if (!jpeg_huffman_ok(b, len))
+        return hcr_fail(HCR_EFORMAT, "'%s' is corrupt: a JPEG Huffman table has more than 256 codes", name);
+    if (!pnm_header_ok(b, len))
+        return hcr_fail(HCR_EFORMAT, "'%s' is corrupt: a number in its PGM/PPM header is too large", name);
     if (!stbi_info_from_memory(data, (int)len, &w, &h, &n))
         return hcr_fail(HCR_EFORMAT,
                         "'%s' is not an image hcr can read (PNG, JPEG, BMP, GIF, PGM/PPM): %s", name,
@@ -921,7 +982,10 @@ static double seam(const ink_map *k, const int *group, const seg *s, int c, int 
     int xl = c - B, xr = c + B;
     if (xl < s->x0 + 1) xl = s->x0 + 1;
     if (xr > s->x1 - 1) xr = s->x1 - 1;
-    if (xr < xl) xl = xr = c;
+    /* A piece one or two columns wide: the one column c, kept inside the
+     * piece (c may be its exclusive right end, past the ink map's last
+     * column: found by fuzzing). */
+    if (xr < xl) xl = xr = c < s->x0 ? s->x0 : c > s->x1 - 1 ? s->x1 - 1 : c;
     const int nw = xr - xl + 1, bh = s->y1 - s->y0;
 #define INK(x, y) (sel_has(k, group, &s->sel, (x), (y)) ? k->v[(size_t)(y) * k->w + (x)] : 0)
     for (int yy = 0; yy < bh; yy++) {

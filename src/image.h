@@ -1,7 +1,8 @@
 /*
- * image.h - internals of image.c shared with nothing else yet: the ink map
- * (an image at working resolution, ink light, background suppressed, with
- * its connected components) and rendering a character from it.
+ * image.h - internals of image.c shared with its tests (the fuzz harnesses
+ * of tests/fuzz/): the ink map (an image at working resolution, ink light,
+ * background suppressed, with its connected components), rendering a
+ * character from it, and the checks made before stb_image sees a file.
  */
 #ifndef HCR_IMAGE_H
 #define HCR_IMAGE_H
@@ -24,6 +25,13 @@ typedef struct ink_map {
     int ncomp;
     ink_comp *comps;   /* [1..ncomp]                                   */
 } ink_map;
+
+/* 0 if the bytes are a JPEG with a Huffman table stb_image would overflow
+ * (more than 256 codes), else 1; hcr_image_load_memory refuses the former. */
+int jpeg_huffman_ok(const uint8_t *b, size_t len);
+/* 0 if the bytes are a binary PGM/PPM whose header holds a number past
+ * INT_MAX (stb_image overflows reading it), else 1; likewise refused. */
+int pnm_header_ok(const uint8_t *b, size_t len);
 
 hcr_status ink_prepare(const hcr_image *img, ink_map *k);
 void ink_free(ink_map *k);

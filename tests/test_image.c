@@ -193,6 +193,38 @@ static void test_blank_and_bad(void)
         CHECK_CONTAINS(hcr_last_error(), "corrupt or truncated");
         free(png);
     }
+    /* Inputs the fuzzers found (tests/fuzz/{image,read}/regress): a JPEG
+     * Huffman table of more than 256 codes (a heap overflow inside
+     * stb_image) and a PGM header number past INT_MAX (its signed
+     * overflow) are refused before stb_image sees them. */
+    static const uint8_t dht[] = {0xff, 0xd8, 0xff, 0xc4, 0xa2, 0x00, 0x00, 0x42, 0xff};
+    img = (hcr_image *)&img;
+    CHECK(hcr_image_load_memory(dht, sizeof dht, "dht.jpg", &img) == HCR_EFORMAT && img == NULL);
+    CHECK_CONTAINS(hcr_last_error(), "dht.jpg");
+    static const char pgm[] = "P5\n92 32\n25544444444444444\n\xff\xff";
+    img = (hcr_image *)&img;
+    CHECK(hcr_image_load_memory(pgm, sizeof pgm - 1, "big.pgm", &img) == HCR_EFORMAT && img == NULL);
+    CHECK_CONTAINS(hcr_last_error(), "big.pgm");
+}
+
+/* A 3x1 PGM read as a line: the cut search on a piece one or two columns
+ * wide once read past the piece (found by the read fuzzer). */
+static void test_read_narrow_piece(void)
+{
+    static const uint8_t narrow[] = {'P', '5', '3', ' ', '1', 0xff, 0xee, 0x00, 0x62};
+    hcr_image *img = NULL;
+    hcr_model *m = NULL;
+    hcr_line line;
+    if (hcr_image_load_memory(narrow, sizeof narrow, "narrow.pgm", &img) != HCR_OK) {
+        CHECK_MSG(0, "%s", hcr_last_error());
+        return;
+    }
+    CHECK(hcr_model_create("conv4-pool-dense8", 28, 28, 10, 1, &m) == HCR_OK);
+    hcr_status s = m ? hcr_read_line(m, img, &line) : HCR_ENOMEM;
+    CHECK(s == HCR_OK || s == HCR_EFORMAT);
+    if (s == HCR_OK) hcr_line_free(&line);
+    hcr_model_free(m);
+    hcr_image_free(img);
 }
 
 static hcr_model *small_model(void)
@@ -363,4 +395,4 @@ static void test_read_generated(void)
 }
 
 TEST_MAIN(TEST(test_preprocess_stroke), TEST(test_faint_ink), TEST(test_mnist_fidelity),
-          TEST(test_blank_and_bad), TEST(test_roundtrip_jpeg), TEST(test_read_generated))
+          TEST(test_blank_and_bad), TEST(test_read_narrow_piece), TEST(test_roundtrip_jpeg), TEST(test_read_generated))
