@@ -42,11 +42,6 @@ int cli_bad_option(const char *cmd, int argc, char **argv, const char *optstring
  * folders?). Prints a usage error and returns 2, else returns 0. */
 int cli_check_dataset(const char *cmd, const char *dataset, const char *data_dir);
 
-/* The length of the UTF-8 sequence that starts at p (1 to 4), or 0 when
- * the bytes there are not one (a stray continuation byte, an overlong
- * lead byte, a cut sequence). p points into a NUL-terminated string. */
-size_t cli_utf8_len(const unsigned char *p);
-
 /* s made safe to print on a terminal: control characters (C0, DEL, C1)
  * and bytes that are not UTF-8 shown as \n, \t, \r, \xNN (\u00NN for
  * C1), so that a model's class names cannot move the cursor or recolour

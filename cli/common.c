@@ -110,18 +110,6 @@ int cli_check_dataset(const char *cmd, const char *dataset, const char *data_dir
                                 "of IDX files; hcr data list shows them)", cli_text(dataset), list);
 }
 
-size_t cli_utf8_len(const unsigned char *p)
-{
-    size_t seq = *p < 0x80                           ? 1
-                 : (*p & 0xe0) == 0xc0 && *p >= 0xc2 ? 2
-                 : (*p & 0xf0) == 0xe0               ? 3
-                 : (*p & 0xf8) == 0xf0 && *p <= 0xf4 ? 4
-                                                     : 0;
-    for (size_t i = 1; i < seq; i++)
-        if ((p[i] & 0xc0) != 0x80) return 0;
-    return seq;
-}
-
 const char *cli_text(const char *s)
 {
     enum { NBUF = 8, SIZE = 512 };
@@ -135,7 +123,14 @@ const char *cli_text(const char *s)
     while (*p) {
         char piece[16];
         size_t len;
-        size_t seq = cli_utf8_len(p);
+        /* The length of a valid UTF-8 sequence at p, 0 if there is none. */
+        size_t seq = *p < 0x80                           ? 1
+                     : (*p & 0xe0) == 0xc0 && *p >= 0xc2 ? 2
+                     : (*p & 0xf0) == 0xe0               ? 3
+                     : (*p & 0xf8) == 0xf0 && *p <= 0xf4 ? 4
+                                                         : 0;
+        for (size_t i = 1; i < seq; i++)
+            if ((p[i] & 0xc0) != 0x80) seq = 0;
         if (*p == '\n' || *p == '\t' || *p == '\r') {
             piece[0] = '\\';
             piece[1] = *p == '\n' ? 'n' : *p == '\t' ? 't' : 'r';
@@ -166,7 +161,13 @@ void cli_puts_json(const char *text)
     /* Outside strings cJSON writes ASCII only, so every byte changed here
      * is inside a string, where \u00XX is the same character. */
     for (const unsigned char *p = (const unsigned char *)text; *p;) {
-        size_t seq = cli_utf8_len(p);
+        size_t seq = *p < 0x80                           ? 1
+                     : (*p & 0xe0) == 0xc0 && *p >= 0xc2 ? 2
+                     : (*p & 0xf0) == 0xe0               ? 3
+                     : (*p & 0xf8) == 0xf0 && *p <= 0xf4 ? 4
+                                                         : 0;
+        for (size_t i = 1; i < seq; i++)
+            if ((p[i] & 0xc0) != 0x80) seq = 0;
         if (seq == 0) { /* not UTF-8: the byte as the Latin-1 character */
             printf("\\u%04x", *p);
             p++;
