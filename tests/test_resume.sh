@@ -79,35 +79,28 @@ else
     bad "strace is missing: scripts/setup.sh --test installs it"
 fi
 
-# Wait (at most 60 s) for a run's first checkpoint, then a little more.
-wait_checkpoint() {
-    local i
-    for i in $(seq 1 600); do
-        [ -e "$1" ] && break
-        sleep 0.1
-    done
-    sleep 0.1
+# Signals at a chosen instant, not after a guessed delay (a fast machine
+# finishes this run in a tenth of a second): strace delivers the signal
+# when the run renames its checkpoint into place.
+signal_at() {
+    local sig=$1 when=$2; shift 2
+    strace -f -o /dev/null -e trace=rename -e inject="rename:signal=$sig:when=$when" "$@"
 }
 
-# SIGTERM mid-epoch: the model, history and a mid-epoch checkpoint are
-# saved (exit 130), and the resumed run is still bit-identical.
+# SIGTERM mid-epoch (delivered at epoch 1's checkpoint, noticed in epoch
+# 2's first step): the model, history and a mid-epoch checkpoint are saved
+# (exit 130), and the resumed run is still bit-identical.
 out="$TMP/term.safetensors"
-"$HCR" train "${RECIPE[@]}" --out "$out" >"$TMP/term.log" 2>&1 &
-pid=$!
-wait_checkpoint "$out.ckpt"
-kill -TERM "$pid"
-wait "$pid"
+signal_at TERM 1 "$HCR" train "${RECIPE[@]}" --out "$out" >"$TMP/term.log" 2>&1
 rc=$?
 if [ "$rc" -eq 130 ] && [ -s "$out" ] && [ -s "$out.ckpt" ]; then ok; else bad "SIGTERM: exit $rc: $(cat "$TMP/term.log")"; fi
+grep -q "Interrupted after 1 complete epoch" "$TMP/term.log" && ok || bad "SIGTERM: the run does not say where it stopped: $(cat "$TMP/term.log")"
 check_resumed "$out" "SIGTERM"
 [ ! -e "$out.ckpt" ] && ok || bad "the checkpoint stays after the resumed run finished"
 
 # --resume refuses what does not fit the run, and says when there is none.
-"$HCR" train "${RECIPE[@]}" --out "$TMP/r.safetensors" >/dev/null 2>&1 &
-pid=$!
-wait_checkpoint "$TMP/r.safetensors.ckpt"
-kill -9 "$pid" 2>/dev/null
-wait "$pid" 2>/dev/null
+# Killed at epoch 2's rename: epoch 1's checkpoint is left.
+{ signal_at KILL 2 "$HCR" train "${RECIPE[@]}" --out "$TMP/r.safetensors" >/dev/null 2>&1; } 2>/dev/null
 if [ -e "$TMP/r.safetensors.ckpt" ]; then
     expect 2 "--batch-size differs from the run being resumed" -- \
         "$HCR" train --resume --out "$TMP/r.safetensors" --batch-size 64
