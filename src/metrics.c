@@ -26,6 +26,8 @@ hcr_status model_eval_dataset(hcr_model *m, const hcr_dataset *ds, int batch, do
         int n = ds->count - start < batch ? ds->count - start : batch;
         model_load_input(m, ds->pixels + (size_t)start * sz, NULL, n);
         model_forward(m, n, 0, NULL);
+        hcr_status s = model_output_check(m, n, start);
+        if (s) return s;
         int c = 0;
         loss_sum += model_loss(m, n, ds->labels + start, &c) * n;
         correct += c;

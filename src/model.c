@@ -1271,6 +1271,18 @@ hcr_status model_layer_backward(hcr_model *m, int i, int n)
 
 #define PREDICT_CHUNK 256
 
+/* A model whose weights are finite but huge (a crafted or corrupt file) can
+ * overflow float and answer NaN: refuse the answer rather than return it. */
+hcr_status model_output_check(const hcr_model *v, int n, int first)
+{
+    const size_t k = (size_t)n * v->num_classes;
+    for (size_t i = 0; i < k; i++)
+        if (!isfinite(v->probs[i]))
+            return hcr_fail(HCR_EFORMAT, "the model's output for image %d is %s: its weights overflow float",
+                            first + (int)(i / v->num_classes), isnan(v->probs[i]) ? "NaN" : "infinite");
+    return HCR_OK;
+}
+
 hcr_status hcr_model_predict(hcr_model *m, const uint8_t *pixels, int n, float *probs)
 {
     if (!m || (!pixels && n > 0) || (!probs && n > 0) || n < 0)
@@ -1286,6 +1298,7 @@ hcr_status hcr_model_predict(hcr_model *m, const uint8_t *pixels, int n, float *
         int k = n - start < chunk ? n - start : chunk;
         model_load_input(v, pixels + (size_t)start * sz, NULL, k);
         model_forward(v, k, 0, NULL);
+        if ((s = model_output_check(v, k, start))) break;
         memcpy(probs + (size_t)start * m->num_classes, v->probs, (size_t)k * m->num_classes * sizeof(float));
     }
     model_view_release(m, v);

@@ -160,6 +160,9 @@ hcr_status model_reserve(hcr_model *m, int n);
 /* Forward pass over n images already in m->input (n <= capacity). Fills
  * m->probs. training: apply dropout with masks drawn from rng. */
 void model_forward(hcr_model *m, int n, int training, hcr_rng *rng);
+/* HCR_EFORMAT when any of the n probabilities from model_forward is NaN or
+ * infinite (image numbers in the message count from first). */
+hcr_status model_output_check(const hcr_model *v, int n, int first);
 /* Mean cross-entropy of m->probs against labels; counts correct argmaxes. */
 double model_loss(const hcr_model *m, int n, const uint8_t *labels, int *correct);
 /* Backward pass after model_forward(training=1): gradients of the mean loss

@@ -1234,8 +1234,28 @@ static void test_batchnorm(void)
     hcr_model_free(m);
 }
 
+/* Finite weights near FLT_MAX overflow the logits: predict and evaluate
+ * refuse the NaN answer with a message instead of returning it. */
+static void test_huge_weights(void)
+{
+    hcr_dataset ds = make_bars(20, 6);
+    hcr_model *m = NULL;
+    float p[3 * 20];
+    if (!create("dense8", 8, 8, 3, 4, &m)) goto done;
+    for (size_t i = 0; i < m->nparams; i++) m->params[i] = (i % 2 ? -3e37f : 3e37f);
+    model_weights_changed(m);
+    CHECK(hcr_model_predict(m, ds.pixels, 20, p) == HCR_EFORMAT);
+    CHECK_CONTAINS(hcr_last_error(), "the model's output for image 0 is NaN: its weights overflow float");
+    hcr_eval ev;
+    CHECK(hcr_evaluate(m, &ds, 1, &ev) == HCR_EFORMAT);
+    CHECK_CONTAINS(hcr_last_error(), "overflow float");
+done:
+    hcr_model_free(m);
+    free_ds(&ds);
+}
+
 TEST_MAIN(TEST(test_default_model_shape), TEST(test_batchnorm), TEST(test_glorot_init), TEST(test_spec_errors),
           TEST(test_spec_alternatives), TEST(test_model_gradients), TEST(test_backward_threads),
           TEST(test_train_config_default), TEST(test_train_deterministic_and_learns),
-          TEST(test_train_progress_and_stop), TEST(test_checkpoint_resume), TEST(test_checkpoint_refused), TEST(test_dense_first), TEST(test_train_single_step), TEST(test_train_errors), TEST(test_predict),
+          TEST(test_train_progress_and_stop), TEST(test_checkpoint_resume), TEST(test_checkpoint_refused), TEST(test_dense_first), TEST(test_train_single_step), TEST(test_train_errors), TEST(test_predict), TEST(test_huge_weights),
           TEST(test_predict_after_training))
