@@ -27,14 +27,20 @@ WERROR ?= 1
 endif
 HCR_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE \
               -Wall -Wextra $(if $(filter 1,$(WERROR)),-Werror) -fopenmp -Iinclude -Isrc $(shell pkg-config --cflags cairo) $(shell pkg-config --cflags stb)
-HCR_LIBS   := -fopenmp -lopenblas -lcjson -lcurl -lcrypto -lz -lm $(shell pkg-config --libs cairo) $(shell pkg-config --libs stb)
+# The libraries of each of the three libraries (include/hcr.h says which
+# header is which): libhcr (models, training, images), libhcr-data (files,
+# named datasets, downloads), libhcr-report (pictures). HCR_LIBS: all.
+CORE_LIBS   := -fopenmp -lopenblas -lcjson -lm -lpthread $(shell pkg-config --libs stb)
+DATA_LIBS   := -lcurl -lcrypto -lz
+REPORT_LIBS := $(shell pkg-config --libs cairo) -lcjson
+HCR_LIBS    = $(REPORT_LIBS) $(DATA_LIBS) $(CORE_LIBS)
 
 # NO_OPENMP=1: a build without OpenMP (one thread per pass), for the
 # ThreadSanitizer run, which cannot see libgomp's synchronisation.
 ifeq ($(NO_OPENMP),1)
 HCR_CFLAGS := $(filter-out -fopenmp,$(HCR_CFLAGS)) -Wno-unknown-pragmas \
               -Wno-unused-variable -Wno-unused-but-set-variable # thread counts only the pragmas use
-HCR_LIBS   := $(filter-out -fopenmp,$(HCR_LIBS))
+CORE_LIBS  := $(filter-out -fopenmp,$(CORE_LIBS))
 ifeq ($(findstring clang,$(CC)),clang)
 HCR_CFLAGS += -Wno-source-uses-openmp
 endif
@@ -46,18 +52,27 @@ MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
 BLAS_DIR  := $(wildcard /usr/lib/$(MULTIARCH)/openblas-openmp)
 ifneq ($(BLAS_DIR),)
 HCR_CFLAGS += -I/usr/include/$(MULTIARCH)/openblas-openmp
-HCR_LIBS   += -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR)
+CORE_LIBS  += -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR)
 endif
 
-LIB_SRC  := $(sort $(wildcard src/*.c))
-CLI_SRC  := $(sort $(wildcard cli/*.c))
-TEST_SRC := $(sort $(wildcard tests/test_*.c))
-LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
-# The shared library's objects: position-independent, and every symbol
-# hidden but the public API (hcr.h makes its declarations visible).
-PIC_OBJ  := $(LIB_SRC:%.c=$(BUILD)/pic/%.o)
-CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
-TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+# The library's layers (docs/architecture.md): each folder may use only
+# the ones before it; tests/check_layers.sh checks the includes.
+LAYERS     := core kernels nn vision data report
+CORE_SRC   := $(sort $(foreach d,core kernels nn vision,$(wildcard src/$(d)/*.c)))
+DATA_SRC   := $(sort $(wildcard src/data/*.c))
+REPORT_SRC := $(sort $(wildcard src/report/*.c))
+LIB_SRC    := $(CORE_SRC) $(DATA_SRC) $(REPORT_SRC)
+CLI_SRC    := $(sort $(wildcard cli/*.c))
+TEST_SRC   := $(sort $(wildcard tests/test_*.c))
+LIB_OBJ    := $(LIB_SRC:%.c=$(BUILD)/%.o)
+# The shared libraries' objects are position-independent; both kinds hide
+# every symbol but the public API (the headers make their declarations
+# visible) and hcr__* (what libhcr lends its two siblings).
+PIC_OBJ    := $(LIB_SRC:%.c=$(BUILD)/pic/%.o)
+CLI_OBJ    := $(CLI_SRC:%.c=$(BUILD)/%.o)
+TESTS      := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+PUBLIC_H   := $(wildcard include/*.h)
+PRIVATE_H  := $(wildcard src/*/*.h)
 
 # The version (hcr.h's HCR_VERSION) and the shared library's names:
 # libhcr.so.0.1.0, its soname libhcr.so.0, and libhcr.so for the linker.
@@ -65,71 +80,97 @@ VERSION   := $(shell sed -n 's/^.define HCR_VERSION "\(.*\)"/\1/p' include/hcr.h
 SOVERSION := $(firstword $(subst ., ,$(VERSION)))
 SONAME    := libhcr.so.$(SOVERSION)
 
+LIBNAMES := hcr hcr-data hcr-report
+STATIC   := $(LIBNAMES:%=$(BUILD)/lib%.a)
+SHARED   := $(foreach l,$(LIBNAMES),$(BUILD)/lib$(l).so.$(VERSION) $(BUILD)/lib$(l).so.$(SOVERSION) $(BUILD)/lib$(l).so)
+# Tests, benchmarks and fuzzers look inside: they link every object as is.
+INTERNAL := $(BUILD)/libhcr-internal.a
+
 .PHONY: all test check sanitize tsan run bench clean install uninstall
-all: $(BUILD)/hcr $(BUILD)/libhcr.so $(BUILD)/$(SONAME)
+all: $(BUILD)/hcr $(STATIC) $(SHARED)
 
-$(BUILD)/%.o: %.c include/hcr.h $(wildcard src/*.h) $(wildcard cli/*.h) $(wildcard tests/*.h)
+$(BUILD)/%.o: %.c $(PUBLIC_H) $(PRIVATE_H) $(wildcard cli/*.h) $(wildcard tests/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(HCR_CFLAGS) -c $< -o $@
+	$(CC) $(CFLAGS) $(HCR_CFLAGS) $(if $(filter src/%,$<),-fvisibility=hidden) -c $< -o $@
 
-$(BUILD)/pic/%.o: %.c include/hcr.h $(wildcard src/*.h)
+$(BUILD)/pic/%.o: %.c $(PUBLIC_H) $(PRIVATE_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(HCR_CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
 
 # The AVX2 kernels alone are built for AVX2; they run only where the CPU has it.
 ifneq ($(filter x86_64% i686% i386%,$(shell $(CC) -dumpmachine)),)
-$(BUILD)/src/kernels_avx2.o $(BUILD)/pic/src/kernels_avx2.o: HCR_CFLAGS += -mavx2 -mfma
+$(BUILD)/src/kernels/avx2.o $(BUILD)/pic/src/kernels/avx2.o: HCR_CFLAGS += -mavx2 -mfma
 endif
 
-$(BUILD)/libhcr.a: $(LIB_OBJ)
+$(INTERNAL): $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-# The shared library needs the program's libraries (its RUNPATH names
-# Debian's OpenMP OpenBLAS, as the program's does). -z defs: every symbol
-# it uses is found in them (not under the sanitizers, whose runtime the
-# program brings).
-$(BUILD)/libhcr.so.$(VERSION): $(PIC_OBJ)
-	$(CC) $(CFLAGS) $(LDFLAGS) -shared -Wl,-soname,$(SONAME) \
-	    $(if $(findstring -fsanitize,$(CFLAGS) $(LDFLAGS)),,-Wl,-z,defs) \
-	    $^ -o $@ $(HCR_LIBS) $(LDLIBS)
+# An installed static library is one relocatable object whose hidden
+# symbols are made local (objcopy --localize-hidden): a program linking it
+# sees only hcr_* and hcr__* names, never model_forward or check_dataset.
+define static_lib
+$(BUILD)/lib$(1).a: $(2)
+	@rm -f $$@ $$@.o
+	$(LD) -r $$^ -o $$@.o
+	objcopy --localize-hidden $$@.o
+	ar rcs $$@ $$@.o
+	@rm -f $$@.o
+endef
+$(eval $(call static_lib,hcr,$(CORE_SRC:%.c=$(BUILD)/%.o)))
+$(eval $(call static_lib,hcr-data,$(DATA_SRC:%.c=$(BUILD)/%.o)))
+$(eval $(call static_lib,hcr-report,$(REPORT_SRC:%.c=$(BUILD)/%.o)))
 
-$(BUILD)/$(SONAME) $(BUILD)/libhcr.so: $(BUILD)/libhcr.so.$(VERSION)
-	ln -sf $(notdir $<) $@
+# The shared libraries: libhcr-data and libhcr-report link libhcr (their
+# RUNPATH names Debian's OpenMP OpenBLAS, as the program's does). -z defs:
+# every symbol each uses is found in what it links (not under the
+# sanitizers, whose runtime the program brings).
+ZDEFS = $(if $(findstring -fsanitize,$(CFLAGS) $(LDFLAGS)),,-Wl,-z,defs)
+define shared_lib
+$(BUILD)/lib$(1).so.$(VERSION): $(2) $(4)
+	$(CC) $(CFLAGS) $(LDFLAGS) -shared -Wl,-soname,lib$(1).so.$(SOVERSION) $(ZDEFS) \
+	    $(2) -o $$@ $(if $(4),-L$(BUILD) -lhcr) $(3) $(LDLIBS)
+$(BUILD)/lib$(1).so.$(SOVERSION) $(BUILD)/lib$(1).so: $(BUILD)/lib$(1).so.$(VERSION)
+	ln -sf $$(notdir $$<) $$@
+endef
+$(eval $(call shared_lib,hcr,$(CORE_SRC:%.c=$(BUILD)/pic/%.o),$$(CORE_LIBS),))
+$(eval $(call shared_lib,hcr-data,$(DATA_SRC:%.c=$(BUILD)/pic/%.o),$$(DATA_LIBS) $$(CORE_LIBS),$(BUILD)/libhcr.so))
+$(eval $(call shared_lib,hcr-report,$(REPORT_SRC:%.c=$(BUILD)/pic/%.o),$$(REPORT_LIBS) $$(CORE_LIBS),$(BUILD)/libhcr.so))
 
-# hcr itself is linked with libhcr.a, so that build/hcr runs where it is.
-$(BUILD)/hcr: $(CLI_OBJ) $(BUILD)/libhcr.a
+# hcr itself is linked with the installable static libraries (so it uses
+# nothing but the public API, and build/hcr runs where it is).
+$(BUILD)/hcr: $(CLI_OBJ) $(BUILD)/libhcr-report.a $(BUILD)/libhcr-data.a $(BUILD)/libhcr.a
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ -o $@ $(HCR_LIBS) $(LDLIBS)
 
-$(BUILD)/bench_hcr: $(BUILD)/bench/bench_hcr.o $(BUILD)/libhcr.a
+$(BUILD)/bench_hcr: $(BUILD)/bench/bench_hcr.o $(INTERNAL)
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ -o $@ $(HCR_LIBS) $(LDLIBS)
 
-$(BUILD)/bench_kernels: $(BUILD)/bench/bench_kernels.o $(BUILD)/libhcr.a
+$(BUILD)/bench_kernels: $(BUILD)/bench/bench_kernels.o $(INTERNAL)
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ -o $@ $(HCR_LIBS) $(LDLIBS)
 
-$(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/tests/harness.o $(BUILD)/tests/glyphs.o $(BUILD)/libhcr.a
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/tests/harness.o $(BUILD)/tests/glyphs.o $(INTERNAL)
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ -o $@ $(HCR_LIBS) $(LDLIBS)
 
 # The letters fixture as a program, for the shell tests.
-$(BUILD)/tests/fixture_letters: $(BUILD)/tests/fixture_letters.o $(BUILD)/tests/glyphs.o $(BUILD)/libhcr.a
+$(BUILD)/tests/fixture_letters: $(BUILD)/tests/fixture_letters.o $(BUILD)/tests/glyphs.o $(INTERNAL)
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ -o $@ $(HCR_LIBS) $(LDLIBS)
 
 # The benchmark programs are built with the tests so that they keep compiling.
 # test_install.sh installs this build (make install, into a temporary
 # prefix) and builds examples/ against it with the same compiler and flags.
 test: $(TESTS) $(BUILD)/hcr $(BUILD)/tests/fixture_letters $(BUILD)/bench_hcr $(BUILD)/bench_kernels \
-      $(BUILD)/libhcr.so.$(VERSION) $(BUILD)/libhcr.a
+      $(STATIC) $(SHARED)
 	@HCR_BIN=$(BUILD)/hcr HCR_FIXTURE=$(BUILD)/tests/fixture_letters HCR_BUILD=$(BUILD) \
 	    HCR_TEST_CC="$(CC)" HCR_TEST_CFLAGS="$(CFLAGS)" HCR_TEST_LDFLAGS="$(LDFLAGS)" \
 	    tests/run_all.sh $(TESTS) \
-	    tests/test_cli.sh tests/test_predict.sh tests/test_datasets.sh tests/test_resume.sh tests/test_browser.sh \
+	    tests/check_layers.sh tests/test_cli.sh tests/test_predict.sh tests/test_datasets.sh tests/test_resume.sh tests/test_browser.sh \
 	    tests/test_install.sh
 
 # ------------------------------------------------------------- install
 # make install [PREFIX=/usr/local] [DESTDIR=staging root] (and BINDIR,
 # LIBDIR, INCLUDEDIR, MANDIR, PKGCONFIGDIR, BASHCOMPDIR); make uninstall
 # removes exactly what it installs. Programs build with
-#   cc prog.c $(pkg-config --cflags --libs hcr)
+#   cc prog.c $(pkg-config --cflags --libs hcr)      (or hcr-data, hcr-report)
 PREFIX       ?= /usr/local
 BINDIR       ?= $(PREFIX)/bin
 LIBDIR       ?= $(PREFIX)/lib
@@ -139,46 +180,60 @@ MANDIR       ?= $(DATAROOTDIR)/man
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 BASHCOMPDIR  ?= $(DATAROOTDIR)/bash-completion/completions
 
-# hcr.pc's Libs.private, for a static link with libhcr.a: the libraries the
-# program is linked with (OpenBLAS with its directory and rpath as the build
-# found it: Debian's OpenMP build is not the default libopenblas.so.0), the
-# OpenMP runtime named as a library: the one of the compiler that built
-# libhcr.a (GCC's libgomp also serves Clang, not the other way round).
-# No Requires.private: hcr.h includes none of their headers, and pkg-config
-# would add their -I flags to every --cflags, and with --static libcurl's
-# own private libraries (-lnghttp2 -lrtmp -lssh2...), whose -dev packages
-# libcurl4-openssl-dev does not install, so the link would fail.
-PC_OMP       = $(if $(shell $(CC) --version 2>/dev/null | grep -i clang),-fopenmp,-lgomp)
-PC_LIBS_PRIV = $(patsubst -fopenmp,$(PC_OMP),$(HCR_LIBS))
+# Each library's .pc (from hcr.pc.in): libhcr-data and libhcr-report
+# Require hcr. Libs.private, for a static link with the .a files: the
+# libraries each was linked with (OpenBLAS with its directory and rpath as
+# the build found it: Debian's OpenMP build is not the default
+# libopenblas.so.0), the OpenMP runtime named as a library: the one of the
+# compiler that built libhcr.a (GCC's libgomp also serves Clang, not the
+# other way round). No Requires.private: the headers include none of their
+# headers, and pkg-config would add their -I flags to every --cflags, and
+# with --static libcurl's own private libraries (-lnghttp2 -lrtmp...),
+# whose -dev packages libcurl4-openssl-dev does not install.
+PC_OMP  = $(if $(shell $(CC) --version 2>/dev/null | grep -i clang),-fopenmp,-lgomp)
+pc_priv = $(strip $(patsubst -fopenmp,$(PC_OMP),$(1)))
 # A directory under $(PREFIX) is written relative to ${prefix}.
-pc_rel = $(patsubst $(PREFIX)/%,$${prefix}/%,$(1))
+pc_rel  = $(patsubst $(PREFIX)/%,$${prefix}/%,$(1))
+PC_hcr_DESC        := Handwritten character recognition: models, training, prediction, images and lines
+PC_hcr-data_DESC   := Datasets for hcr: IDX files, datasets by name, verified downloads
+PC_hcr-report_DESC := Reports for hcr: curves, confusion matrix, samples and an HTML page
+PC_hcr_REQ         :=
+PC_hcr-data_REQ    := hcr = $(VERSION)
+PC_hcr-report_REQ  := hcr = $(VERSION)
+PC_hcr_PRIV         = $(call pc_priv,$(CORE_LIBS))
+PC_hcr-data_PRIV    = $(call pc_priv,$(DATA_LIBS))
+PC_hcr-report_PRIV  = $(call pc_priv,$(REPORT_LIBS))
 
-$(BUILD)/hcr.pc: hcr.pc.in include/hcr.h FORCE
+$(BUILD)/%.pc: hcr.pc.in include/hcr.h FORCE
 	@mkdir -p $(dir $@)
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(call pc_rel,$(LIBDIR))|' \
+	sed -e 's|@NAME@|$*|' -e 's|@DESCRIPTION@|$(PC_$*_DESC)|' -e 's|@REQUIRES@|$(PC_$*_REQ)|' \
+	    -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(call pc_rel,$(LIBDIR))|' \
 	    -e 's|@INCLUDEDIR@|$(call pc_rel,$(INCLUDEDIR))|' -e 's|@VERSION@|$(VERSION)|' \
-	    -e 's|@LIBS_PRIVATE@|$(strip $(PC_LIBS_PRIV))|' hcr.pc.in > $@.tmp
+	    -e 's|@LIBS_PRIVATE@|$(PC_$*_PRIV)|' hcr.pc.in > $@.tmp
 	mv $@.tmp $@
 .PHONY: FORCE
 FORCE:
 
-INSTALLED = $(BINDIR)/hcr $(LIBDIR)/libhcr.so.$(VERSION) $(LIBDIR)/$(SONAME) \
-            $(LIBDIR)/libhcr.so $(LIBDIR)/libhcr.a $(INCLUDEDIR)/hcr.h \
-            $(PKGCONFIGDIR)/hcr.pc $(MANDIR)/man1/hcr.1 $(BASHCOMPDIR)/hcr
+INSTALLED = $(BINDIR)/hcr $(PUBLIC_H:include/%=$(INCLUDEDIR)/%) \
+            $(foreach l,$(LIBNAMES),$(LIBDIR)/lib$(l).so.$(VERSION) $(LIBDIR)/lib$(l).so.$(SOVERSION) \
+                $(LIBDIR)/lib$(l).so $(LIBDIR)/lib$(l).a $(PKGCONFIGDIR)/$(l).pc) \
+            $(MANDIR)/man1/hcr.1 $(BASHCOMPDIR)/hcr
 
 # ldconfig refreshes the loader's cache for a real install as root.
 LDCONFIG = if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" -eq 0 ] && command -v ldconfig >/dev/null; then ldconfig; fi
 
-install: $(BUILD)/hcr $(BUILD)/libhcr.so.$(VERSION) $(BUILD)/libhcr.a $(BUILD)/hcr.pc
+install: $(BUILD)/hcr $(STATIC) $(SHARED) $(LIBNAMES:%=$(BUILD)/%.pc)
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) \
 	    $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(BASHCOMPDIR)
 	install -m 755 $(BUILD)/hcr $(DESTDIR)$(BINDIR)/hcr
-	install -m 755 $(BUILD)/libhcr.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libhcr.so.$(VERSION)
-	ln -sf libhcr.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
-	ln -sf libhcr.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libhcr.so
-	install -m 644 $(BUILD)/libhcr.a $(DESTDIR)$(LIBDIR)/libhcr.a
-	install -m 644 include/hcr.h $(DESTDIR)$(INCLUDEDIR)/hcr.h
-	install -m 644 $(BUILD)/hcr.pc $(DESTDIR)$(PKGCONFIGDIR)/hcr.pc
+	for l in $(LIBNAMES); do \
+	    install -m 755 $(BUILD)/lib$$l.so.$(VERSION) $(DESTDIR)$(LIBDIR)/lib$$l.so.$(VERSION) && \
+	    ln -sf lib$$l.so.$(VERSION) $(DESTDIR)$(LIBDIR)/lib$$l.so.$(SOVERSION) && \
+	    ln -sf lib$$l.so.$(VERSION) $(DESTDIR)$(LIBDIR)/lib$$l.so && \
+	    install -m 644 $(BUILD)/lib$$l.a $(DESTDIR)$(LIBDIR)/lib$$l.a && \
+	    install -m 644 $(BUILD)/$$l.pc $(DESTDIR)$(PKGCONFIGDIR)/$$l.pc || exit 1; \
+	done
+	install -m 644 $(PUBLIC_H) $(DESTDIR)$(INCLUDEDIR)/
 	install -m 644 docs/hcr.1 $(DESTDIR)$(MANDIR)/man1/hcr.1
 	install -m 644 scripts/hcr-completion.bash $(DESTDIR)$(BASHCOMPDIR)/hcr
 	@$(LDCONFIG)

@@ -32,10 +32,11 @@
  *                                    start-up timing of hcr predict)
  */
 #include "hcr.h"
-#include "kernels.h"
-#include "layers.h"
-#include "model.h"
-#include "optimizer.h"
+#include "hcr_data.h"
+#include "kernels/kernels.h"
+#include "nn/layers.h"
+#include "nn/model.h"
+#include "nn/optimizer.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -8,8 +8,8 @@
  *
  *   build/bench_kernels
  */
-#include "kernels.h"
-#include "layers.h"
+#include "kernels/kernels.h"
+#include "nn/layers.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -7,6 +7,8 @@
 #define HCR_CLI_H
 
 #include "hcr.h"
+#include "hcr_data.h"
+#include "hcr_report.h"
 
 #include <getopt.h>
 #include <stdbool.h>

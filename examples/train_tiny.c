@@ -3,6 +3,7 @@
 //   usage: train_tiny MNIST_DIR MODEL.safetensors
 // MNIST_DIR holds train-images-idx3-ubyte[.gz] and the three others.
 #include <hcr.h>
+#include <hcr_data.h>
 #include <stdio.h>
 
 int main(int argc, char **argv)

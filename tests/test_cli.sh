@@ -67,9 +67,9 @@ if command -v make >/dev/null && [ -f Makefile ]; then
     # (WERROR unset: make check and make sanitize pass WERROR=1 to the make
     # running this test, which puts it in the environment)
     mk() { env -u MAKEFLAGS -u MAKELEVEL -u MFLAGS -u WERROR make -s -n -B BUILD="$TMP/mk" "$@" 2>/dev/null; }
-    mk "$TMP/mk/src/error.o" | grep -q -- -Werror && bad "a plain build has -Werror" || ok
-    mk WERROR=1 "$TMP/mk/src/error.o" | grep -q -- -Werror && ok || bad "WERROR=1 lacks -Werror"
-    mk check | grep -q -- '-Werror.*src/error.c' && ok || bad "make check lacks -Werror"
+    mk "$TMP/mk/src/core/error.o" | grep -q -- -Werror && bad "a plain build has -Werror" || ok
+    mk WERROR=1 "$TMP/mk/src/core/error.o" | grep -q -- -Werror && ok || bad "WERROR=1 lacks -Werror"
+    mk check | grep -q -- '-Werror.*src/core/error.c' && ok || bad "make check lacks -Werror"
 fi
 
 # bad option values

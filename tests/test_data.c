@@ -4,7 +4,7 @@
  * cache directory.
  */
 #include "harness.h"
-#include "internal.h"
+#include "data/data.h"
 
 #include <fcntl.h>
 #include <limits.h>
@@ -469,20 +469,20 @@ static void test_not_regular_files(void)
     /* the helper itself: a regular file opens blocking and close-on-exec */
     int fd = -1;
     struct stat st;
-    CHECK(hcr_open_regular(harness_tmp_path("tiny-images"), &fd, &st) == HCR_OK);
+    CHECK(hcr__open_regular(harness_tmp_path("tiny-images"), &fd, &st) == HCR_OK);
     CHECK(fd >= 0 && S_ISREG(st.st_mode) && st.st_size == 16 + 60);
     if (fd >= 0) {
         CHECK((fcntl(fd, F_GETFL) & O_NONBLOCK) == 0);
         CHECK((fcntl(fd, F_GETFD) & FD_CLOEXEC) != 0);
         close(fd);
     }
-    CHECK(hcr_open_regular(fifo, &fd, NULL) == HCR_EIO && fd == -1);
-    CHECK(hcr_open_regular(harness_tmp_path("no-such-file"), &fd, NULL) == HCR_EIO && fd == -1);
+    CHECK(hcr__open_regular(fifo, &fd, NULL) == HCR_EIO && fd == -1);
+    CHECK(hcr__open_regular(harness_tmp_path("no-such-file"), &fd, NULL) == HCR_EIO && fd == -1);
     CHECK_CONTAINS(hcr_last_error(), "no-such-file: cannot open: No such file or directory");
     FILE *f = NULL;
-    CHECK(hcr_fopen_regular("/dev/null", &f) == HCR_EIO && f == NULL);
+    CHECK(hcr__fopen_regular("/dev/null", &f) == HCR_EIO && f == NULL);
     CHECK_CONTAINS(hcr_last_error(), "/dev/null: is a character device");
-    CHECK(hcr_fopen_regular(harness_tmp_path("tiny-labels"), &f) == HCR_OK && f != NULL);
+    CHECK(hcr__fopen_regular(harness_tmp_path("tiny-labels"), &f) == HCR_OK && f != NULL);
     if (f) fclose(f);
 }
 
@@ -581,9 +581,9 @@ static void test_load_dir_names(void)
 
 static void test_cache_dir(void)
 {
-    char *old_data = getenv("HCR_DATA") ? hcr_strdup(getenv("HCR_DATA")) : NULL;
-    char *old_xdg = getenv("XDG_CACHE_HOME") ? hcr_strdup(getenv("XDG_CACHE_HOME")) : NULL;
-    char *old_home = getenv("HOME") ? hcr_strdup(getenv("HOME")) : NULL;
+    char *old_data = getenv("HCR_DATA") ? hcr__strdup(getenv("HCR_DATA")) : NULL;
+    char *old_xdg = getenv("XDG_CACHE_HOME") ? hcr__strdup(getenv("XDG_CACHE_HOME")) : NULL;
+    char *old_home = getenv("HOME") ? hcr__strdup(getenv("HOME")) : NULL;
     char buf[256];
 
     setenv("HCR_DATA", "/data/here", 1);

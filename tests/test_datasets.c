@@ -7,7 +7,8 @@
  */
 #include "glyphs.h"
 #include "harness.h"
-#include "internal.h"
+#include "data/data.h"
+#include "nn/trainer.h"
 
 #include <math.h>
 #include <stdlib.h>

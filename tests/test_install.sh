@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # test_install.sh - the install story: make install into a temporary prefix
 # and into a staging root (DESTDIR), the installed files, the shared
-# library's exported symbols and soname, the programs of examples/ built
-# with nothing but pkg-config (shared and static) and run, the installed
+# libraries' exported symbols and sonames, the programs of examples/ built
+# with nothing but pkg-config (shared and static) and run (an
+# inference-only program needs only libhcr: no curl, OpenSSL, zlib or
+# cairo), the installed
 # hcr, man page and bash completion, and make uninstall leaving nothing.
 # The build to install is $HCR_BUILD (default build), made with
 # $HCR_TEST_CC/CFLAGS/LDFLAGS (make test passes its own).
@@ -22,10 +24,21 @@ SOVER=${VERSION%%.*}
 
 # the files an install holds, relative to its prefix
 want_files() {
-    printf '%s\n' bin/hcr include/hcr.h lib/libhcr.a lib/libhcr.so "lib/libhcr.so.$SOVER" \
-        "lib/libhcr.so.$VERSION" lib/pkgconfig/hcr.pc share/bash-completion/completions/hcr \
-        share/man/man1/hcr.1 | sort
+    {
+        printf '%s\n' bin/hcr include/hcr.h include/hcr_data.h include/hcr_report.h \
+            share/bash-completion/completions/hcr share/man/man1/hcr.1
+        for l in hcr hcr-data hcr-report; do
+            printf '%s\n' "lib/lib$l.a" "lib/lib$l.so" "lib/lib$l.so.$SOVER" "lib/lib$l.so.$VERSION" "lib/pkgconfig/$l.pc"
+        done
+    } | sort
 }
+# the static link flags of pkg-config module $1, with the archives named
+# (-l:libhcr.a: -lhcr would pick the shared library)
+static_libs() {
+    pkg-config --static --cflags --libs "$1" | sed -E 's/-l(hcr(-data|-report)?)( |$)/-l:lib\1.a\3/g'
+}
+# the functions a public header declares
+declared() { grep -oE '\bhcr_[a-z0-9_]+\(' "$1" | tr -d '(' | sort -u; }
 files_under() { (cd "$1" && find . \( -type f -o -type l \) | sed 's|^\./||' | sort); }
 same() { # same WHAT EXPECTED ACTUAL
     if [ "$2" = "$3" ]; then ok; else bad "$1: expected:"$'\n'"$2"$'\n'"got:"$'\n'"$3"; fi
@@ -35,50 +48,76 @@ same() { # same WHAT EXPECTED ACTUAL
 P=$TMP/prefix
 if mk install PREFIX="$P" >"$TMP/install.log" 2>&1; then ok; else bad "make install: $(cat "$TMP/install.log")"; fi
 same "installed files" "$(want_files)" "$(files_under "$P")"
-[ "$(readlink "$P/lib/libhcr.so")" = "libhcr.so.$VERSION" ] && ok || bad "libhcr.so -> $(readlink "$P/lib/libhcr.so")"
-[ "$(readlink "$P/lib/libhcr.so.$SOVER")" = "libhcr.so.$VERSION" ] && ok || bad "libhcr.so.$SOVER link"
-soname=$(readelf -d "$P/lib/libhcr.so.$VERSION" | sed -n 's/.*Library soname: \[\(.*\)\]/\1/p')
-same "soname" "libhcr.so.$SOVER" "$soname"
-
-# only the public API is exported: every function hcr.h declares, nothing else
-nm -D --defined-only "$P/lib/libhcr.so" >"$TMP/nm.txt" || bad "nm -D failed"
-same "symbols of libhcr.so that are not hcr_*" "" "$(grep -v ' hcr_' "$TMP/nm.txt")"
-same "libhcr.so's exports against hcr.h's functions" \
-    "$(grep -oE '\bhcr_[a-z0-9_]+\(' include/hcr.h | tr -d '(' | sort -u)" \
-    "$(awk '{print $3}' "$TMP/nm.txt" | sort -u)"
+for l in hcr hcr-data hcr-report; do
+    [ "$(readlink "$P/lib/lib$l.so")" = "lib$l.so.$VERSION" ] && ok || bad "lib$l.so -> $(readlink "$P/lib/lib$l.so")"
+    [ "$(readlink "$P/lib/lib$l.so.$SOVER")" = "lib$l.so.$VERSION" ] && ok || bad "lib$l.so.$SOVER link"
+    soname=$(readelf -d "$P/lib/lib$l.so.$VERSION" | sed -n 's/.*Library soname: \[\(.*\)\]/\1/p')
+    same "soname of lib$l" "lib$l.so.$SOVER" "$soname"
+    # only hcr_* names, in the shared and in the static library
+    same "symbols of lib$l.so that are not hcr_*" "" "$(nm -D --defined-only "$P/lib/lib$l.so" | grep -v ' hcr_')"
+    same "global symbols of lib$l.a that are not hcr_*" "" \
+        "$(nm -g --defined-only "$P/lib/lib$l.a" | awk 'NF == 3 && $3 !~ /^hcr_/')"
+done
+# each exports the functions of its header; libhcr also lends its siblings
+# the hcr__* functions that src/ marks HCR_LEND, and nothing else
+exports() { nm -D --defined-only "$P/lib/$1" | awk '{print $3}' | sort -u; }
+same "libhcr.so's exports against hcr.h's functions and HCR_LEND" \
+    "$( (declared include/hcr.h; grep -rhoE 'HCR_LEND [^(]*\bhcr__[a-z0-9_]+\(' src | grep -oE 'hcr__[a-z0-9_]+') | sort -u)" \
+    "$(exports libhcr.so)"
+same "libhcr-data.so's exports against hcr_data.h's functions" "$(declared include/hcr_data.h)" "$(exports libhcr-data.so)"
+same "libhcr-report.so's exports against hcr_report.h's functions" "$(declared include/hcr_report.h)" "$(exports libhcr-report.so)"
+# the inference library needs neither downloads nor drawing
+same "libraries libhcr.so needs that an inference program should not" "" \
+    "$(readelf -d "$P/lib/libhcr.so" | grep NEEDED | grep -E 'libcurl|libcrypto|libssl|libz\.|libcairo')"
 
 # pkg-config
 export PKG_CONFIG_PATH=$P/lib/pkgconfig
 same "pkg-config --modversion hcr" "$VERSION" "$(pkg-config --modversion hcr 2>&1)"
 libs=$(pkg-config --libs hcr)
 [[ " $libs " == *" -L$P/lib -lhcr "* ]] && ok || bad "pkg-config --libs hcr: $libs"
+libs=$(pkg-config --libs hcr-data)
+[[ " $libs " == *" -lhcr-data "* && " $libs " == *" -lhcr "* ]] && ok || bad "pkg-config --libs hcr-data: $libs"
 slibs=$(pkg-config --static --libs hcr)
-for l in -lopenblas -lcjson -lcurl -lcrypto -lz -lm -lcairo -lstb; do
+for l in -lopenblas -lcjson -lm -lstb; do
     [[ " $slibs " == *" $l "* ]] && ok || bad "pkg-config --static --libs hcr lacks $l: $slibs"
 done
+for l in -lcurl -lcrypto -lz -lcairo; do
+    [[ " $slibs " != *" $l "* ]] && ok || bad "pkg-config --static --libs hcr names $l: $slibs"
+done
+slibs=$(pkg-config --static --libs hcr-data)
+for l in -lcurl -lcrypto -lz -lopenblas; do
+    [[ " $slibs " == *" $l "* ]] && ok || bad "pkg-config --static --libs hcr-data lacks $l: $slibs"
+done
+slibs=$(pkg-config --static --libs hcr-report)
+[[ " $slibs " == *" -lcairo "* ]] && ok || bad "pkg-config --static --libs hcr-report lacks -lcairo: $slibs"
 
-# the header's complete program is examples/train_tiny.c, verbatim
+# the header's complete program is examples/classify.c, verbatim
 sed -n '/^ \* A complete program/,/^ \*\//p' include/hcr.h | sed '1,/^ \*$/d;$d' |
     sed -e 's/^ \*   //' -e 's/^ \*$//' >"$TMP/header_example.c"
-if cmp -s "$TMP/header_example.c" examples/train_tiny.c; then ok; else
-    bad "the program in hcr.h's comment differs from examples/train_tiny.c: $(diff "$TMP/header_example.c" examples/train_tiny.c)"
+if cmp -s "$TMP/header_example.c" examples/classify.c; then ok; else
+    bad "the program in hcr.h's comment differs from examples/classify.c: $(diff "$TMP/header_example.c" examples/classify.c)"
 fi
 
 # the examples, built with nothing but pkg-config: shared (libhcr.so) and
-# static (libhcr.a, with pkg-config --static; -l:libhcr.a picks the archive
-# where -lhcr would pick the shared library)
+# static (the .a files, with pkg-config --static). classify and read_line
+# are inference only: the hcr module; train_tiny reads IDX files: hcr-data.
 WARN="-std=c11 -Wall -Wextra -pedantic -Werror"
-for ex in classify train_tiny read_line; do
+for ex in classify:hcr train_tiny:hcr-data read_line:hcr; do
+    mod=${ex#*:} ex=${ex%:*}
     # shellcheck disable=SC2046,SC2086 # pkg-config's output is words
-    if $CC $WARN $CFLAGS -o "$TMP/$ex-shared" "examples/$ex.c" $(pkg-config --cflags --libs hcr) \
+    if $CC $WARN $CFLAGS -o "$TMP/$ex-shared" "examples/$ex.c" $(pkg-config --cflags --libs "$mod") \
         $LDFLAGS 2>"$TMP/cc.log"; then ok; else bad "$ex (shared) does not build: $(cat "$TMP/cc.log")"; fi
     # shellcheck disable=SC2046,SC2086
-    if $CC $WARN $CFLAGS -o "$TMP/$ex-static" "examples/$ex.c" \
-        $(pkg-config --static --cflags --libs hcr | sed 's/-lhcr\b/-l:libhcr.a/') \
+    if $CC $WARN $CFLAGS -o "$TMP/$ex-static" "examples/$ex.c" $(static_libs "$mod") \
         $LDFLAGS 2>"$TMP/cc.log"; then ok; else bad "$ex (static) does not build: $(cat "$TMP/cc.log")"; fi
     readelf -d "$TMP/$ex-shared" 2>/dev/null | grep -q "NEEDED.*\[libhcr.so.$SOVER\]" && ok ||
         bad "$ex-shared does not need libhcr.so.$SOVER"
     readelf -d "$TMP/$ex-static" 2>/dev/null | grep -q "NEEDED.*libhcr" && bad "$ex-static needs libhcr.so" || ok
+done
+# the inference programs load neither downloads nor drawing, shared or static
+for ex in classify-shared classify-static read_line-shared read_line-static; do
+    same "libraries $ex loads that it should not" "" \
+        "$(LD_LIBRARY_PATH=$P/lib ldd "$TMP/$ex" | grep -E 'libcurl|libcrypto|libssl|libz\.|libcairo|libhcr-')"
 done
 LD_LIBRARY_PATH=$P/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} ldd "$TMP/classify-shared" |
     grep -q "libhcr.so.$SOVER => $P/lib/libhcr.so.$SOVER" && ok || bad "classify-shared does not load the installed libhcr"

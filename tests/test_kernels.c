@@ -6,8 +6,8 @@
  */
 #include "harness.h"
 
-#include "kernels.h"
-#include "layers.h"
+#include "kernels/kernels.h"
+#include "nn/layers.h"
 
 #include <stdlib.h>
 

@@ -13,8 +13,8 @@
  * double.
  */
 #include "harness.h"
-#include "layers.h"
-#include "optimizer.h"
+#include "nn/layers.h"
+#include "nn/optimizer.h"
 
 #include <stdint.h>
 #include <stdlib.h>

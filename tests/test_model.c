@@ -10,7 +10,7 @@
  *     synthetic task, progress callbacks, and argument errors.
  */
 #include "harness.h"
-#include "model.h"
+#include "nn/model.h"
 
 #include <stdint.h>
 #include <stdlib.h>

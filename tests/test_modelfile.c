@@ -7,7 +7,7 @@
  */
 #include "harness.h"
 #include "hcr.h"
-#include "model.h"
+#include "nn/model.h"
 
 #include <cjson/cJSON.h>
 

@@ -12,8 +12,8 @@
 #include "harness.h"
 
 #include "hcr.h"
-#include "metrics.h"
-#include "report.h"
+#include "nn/metrics.h"
+#include "report/report.h"
 
 #include <cairo.h>
 #include <stdio.h>
@@ -33,7 +33,7 @@ static void test_confusion_and_scores(void)
 
     double p[3], r[3], f[3];
     int support[3];
-    metrics_from_confusion(conf, 3, p, r, f, support);
+    hcr__metrics_from_confusion(conf, 3, p, r, f, support);
     CHECK_NEAR(p[0], 2.0 / 4, 1e-12);
     CHECK_NEAR(p[1], 2.0 / 3, 1e-12);
     CHECK_NEAR(p[2], 0.0, 0); /* never predicted: precision 0, not NaN */

@@ -10,7 +10,7 @@
  * when the callback stops it; that new checkpoint must load.
  */
 #include "fuzz_common.h"
-#include "model.h"
+#include "nn/model.h"
 
 static char input_path[300], work_path[300];
 

@@ -13,6 +13,7 @@
 #define HCR_FUZZ_COMMON_H
 
 #include "hcr.h"
+#include "hcr_data.h"
 
 #include <dirent.h>
 #include <stdio.h>

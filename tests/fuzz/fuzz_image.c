@@ -18,7 +18,7 @@
  * the threshold is a grey level.
  */
 #include "fuzz_common.h"
-#include "image.h"
+#include "vision/image.h"
 
 #include <stb_image.h>
 

@@ -13,7 +13,7 @@
  * distinct; a dataset's names cover its labels.
  */
 #include "fuzz_common.h"
-#include "internal.h"
+#include "data/data.h"
 
 static char dir[300], classes_path[300], mapping_path[300], dataset_name[320];
 

@@ -13,7 +13,7 @@
  * probabilities are finite and sum to 1.
  */
 #include "fuzz_common.h"
-#include "model.h"
+#include "nn/model.h"
 
 #include <math.h>
 

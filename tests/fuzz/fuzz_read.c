@@ -15,7 +15,7 @@
  * the model's, probabilities sum to 1, the text is the class names joined.
  */
 #include "fuzz_common.h"
-#include "image.h"
+#include "vision/image.h"
 
 #include <math.h>
 #include <stb_image.h>

@@ -22,7 +22,7 @@
  * The SHA-256 of each file's uncompressed content is computed while
  * reading, so the CLI can record exactly which data a model was trained on.
  */
-#include "internal.h"
+#include "data/data.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -61,7 +61,7 @@ static hcr_status sha256_finish(EVP_MD_CTX *ctx, const char *path, char hex[65])
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int len = 0;
     if (EVP_DigestFinal_ex(ctx, md, &len) != 1 || len != 32)
-        return hcr_fail(HCR_ENOMEM, "%s: SHA-256 computation failed", path);
+        return hcr__fail(HCR_ENOMEM, "%s: SHA-256 computation failed", path);
     hex_encode(md, len, hex);
     return HCR_OK;
 }
@@ -93,13 +93,13 @@ static hcr_status reader_open(idx_reader *r, const char *path)
     memset(r, 0, sizeof *r);
     r->path = path;
     /* A regular file only: a FIFO or a device is refused, not waited on. */
-    hcr_status s = hcr_open_regular(path, &r->fd, &r->st);
+    hcr_status s = hcr__open_regular(path, &r->fd, &r->st);
     if (s != HCR_OK) return s;
     r->gz = gzdopen(r->fd, "rb");
     r->sha = EVP_MD_CTX_new();
     if (!r->gz || !r->sha || EVP_DigestInit_ex(r->sha, EVP_sha256(), NULL) != 1) {
         reader_close(r);
-        return hcr_fail(HCR_ENOMEM, "%s: out of memory opening the file", path);
+        return hcr__fail(HCR_ENOMEM, "%s: out of memory opening the file", path);
     }
     gzbuffer(r->gz, 128 * 1024);
     return HCR_OK;
@@ -134,21 +134,21 @@ static hcr_status reader_read(idx_reader *r, void *buf, size_t n, size_t *got)
         const char *zmsg = gz_message(r->gz, &zerr);
         if (k > 0) {
             if (EVP_DigestUpdate(r->sha, p + *got, (size_t)k) != 1)
-                return hcr_fail(HCR_ENOMEM, "%s: SHA-256 computation failed", r->path);
+                return hcr__fail(HCR_ENOMEM, "%s: SHA-256 computation failed", r->path);
             *got += (size_t)k;
             r->consumed += (uint64_t)k;
         }
         if (zerr == Z_ERRNO)
-            return hcr_fail(HCR_EIO, "%s: read error: %s", r->path, strerror(saved_errno));
+            return hcr__fail(HCR_EIO, "%s: read error: %s", r->path, strerror(saved_errno));
         if (zerr == Z_BUF_ERROR)
-            return hcr_fail(HCR_EFORMAT,
+            return hcr__fail(HCR_EFORMAT,
                             "%s: corrupt gzip data: unexpected end of file (the compressed "
                             "stream is truncated)",
                             r->path);
         if (zerr != Z_OK)
-            return hcr_fail(HCR_EFORMAT, "%s: corrupt gzip data after %llu bytes: %s", r->path,
+            return hcr__fail(HCR_EFORMAT, "%s: corrupt gzip data after %llu bytes: %s", r->path,
                             (unsigned long long)r->consumed, zmsg ? zmsg : "unknown error");
-        if (k < 0) return hcr_fail(HCR_EIO, "%s: read error", r->path);
+        if (k < 0) return hcr__fail(HCR_EIO, "%s: read error", r->path);
         if (k == 0) break; /* end of data */
     }
     return HCR_OK;
@@ -210,11 +210,11 @@ static hcr_status idx_read(const char *path, int ndims, uint32_t dims[3], uint8_
     /* Magic: 0x00 0x00, the data type, the number of dimensions. */
     if ((s = reader_read(&r, header, 4, &got)) != HCR_OK) goto fail;
     if (got == 0) {
-        s = hcr_fail(HCR_EFORMAT, "%s: empty file, expected %s", path, idx_kind(ndims));
+        s = hcr__fail(HCR_EFORMAT, "%s: empty file, expected %s", path, idx_kind(ndims));
         goto fail;
     }
     if (got < 4) {
-        s = hcr_fail(HCR_EFORMAT, "%s: truncated header: the file has %zu bytes, expected %zu",
+        s = hcr__fail(HCR_EFORMAT, "%s: truncated header: the file has %zu bytes, expected %zu",
                      path, got, header_len);
         goto fail;
     }
@@ -235,7 +235,7 @@ static hcr_status idx_read(const char *path, int ndims, uint32_t dims[3], uint8_
         } else {
             why = " (not an IDX file)";
         }
-        s = hcr_fail(HCR_EFORMAT, "%s: bad magic 0x%08x, expected 0x%08x (%s)%s%s", path, magic,
+        s = hcr__fail(HCR_EFORMAT, "%s: bad magic 0x%08x, expected 0x%08x (%s)%s%s", path, magic,
                      want_magic, idx_kind(ndims), detail, why);
         goto fail;
     }
@@ -243,7 +243,7 @@ static hcr_status idx_read(const char *path, int ndims, uint32_t dims[3], uint8_
     /* Dimensions. */
     if ((s = reader_read(&r, header + 4, header_len - 4, &got)) != HCR_OK) goto fail;
     if (got < header_len - 4) {
-        s = hcr_fail(HCR_EFORMAT,
+        s = hcr__fail(HCR_EFORMAT,
                      "%s: truncated header: the file ends after %zu bytes, inside the %zu-byte header",
                      path, 4 + got, header_len);
         goto fail;
@@ -251,17 +251,17 @@ static hcr_status idx_read(const char *path, int ndims, uint32_t dims[3], uint8_
     for (int i = 0; i < ndims; i++) {
         dims[i] = be32(header + 4 + 4 * i);
         if (dims[i] == 0) {
-            s = hcr_fail(HCR_EFORMAT, "%s: dimension %d of %d is zero", path, i + 1, ndims);
+            s = hcr__fail(HCR_EFORMAT, "%s: dimension %d of %d is zero", path, i + 1, ndims);
             goto fail;
         }
     }
     if (dims[0] > IDX_MAX_COUNT) {
-        s = hcr_fail(HCR_EFORMAT, "%s: header claims %u %s, more than the limit of %u", path,
+        s = hcr__fail(HCR_EFORMAT, "%s: header claims %u %s, more than the limit of %u", path,
                      dims[0], ndims == 3 ? "images" : "labels", IDX_MAX_COUNT);
         goto fail;
     }
     if (ndims == 3 && (dims[1] > IDX_MAX_SIDE || dims[2] > IDX_MAX_SIDE)) {
-        s = hcr_fail(HCR_EFORMAT, "%s: image size %ux%u exceeds the limit of %ux%u", path, dims[1],
+        s = hcr__fail(HCR_EFORMAT, "%s: image size %ux%u exceeds the limit of %ux%u", path, dims[1],
                      dims[2], IDX_MAX_SIDE, IDX_MAX_SIDE);
         goto fail;
     }
@@ -269,7 +269,7 @@ static hcr_status idx_read(const char *path, int ndims, uint32_t dims[3], uint8_
     size_t need = dims[0];
     for (int i = 1; i < ndims; i++) {
         if (!hcr_mul_size(need, dims[i], &need)) {
-            s = hcr_fail(HCR_EFORMAT, "%s: header says %s, too large for this machine", path, what);
+            s = hcr__fail(HCR_EFORMAT, "%s: header says %s, too large for this machine", path, what);
             goto fail;
         }
     }
@@ -278,13 +278,13 @@ static hcr_status idx_read(const char *path, int ndims, uint32_t dims[3], uint8_
     if (gzdirect(r.gz) && S_ISREG(r.st.st_mode)) {
         uint64_t have = (uint64_t)r.st.st_size > header_len ? (uint64_t)r.st.st_size - header_len : 0;
         if (have < need) {
-            s = hcr_fail(HCR_EFORMAT,
+            s = hcr__fail(HCR_EFORMAT,
                          "%s: truncated: header says %s (%zu bytes) but the file has %llu bytes of data",
                          path, what, need, (unsigned long long)have);
             goto fail;
         }
         if (have > need) {
-            s = hcr_fail(HCR_EFORMAT,
+            s = hcr__fail(HCR_EFORMAT,
                          "%s: trailing garbage: header says %s (%zu bytes) but the file has %llu "
                          "bytes of data (%llu too many)",
                          path, what, need, (unsigned long long)have,
@@ -299,7 +299,7 @@ static hcr_status idx_read(const char *path, int ndims, uint32_t dims[3], uint8_
     size_t have = 0;
     buf = malloc(cap);
     if (!buf) {
-        s = hcr_fail(HCR_ENOMEM, "%s: out of memory for %zu bytes", path, cap);
+        s = hcr__fail(HCR_ENOMEM, "%s: out of memory for %zu bytes", path, cap);
         goto fail;
     }
     for (;;) {
@@ -308,7 +308,7 @@ static hcr_status idx_read(const char *path, int ndims, uint32_t dims[3], uint8_
             size_t grown = cap > need / 2 ? need : cap * 2;
             uint8_t *nb = realloc(buf, grown);
             if (!nb) {
-                s = hcr_fail(HCR_ENOMEM, "%s: out of memory for %zu bytes", path, grown);
+                s = hcr__fail(HCR_ENOMEM, "%s: out of memory for %zu bytes", path, grown);
                 goto fail;
             }
             buf = nb;
@@ -319,7 +319,7 @@ static hcr_status idx_read(const char *path, int ndims, uint32_t dims[3], uint8_
         if (have < cap) break; /* end of data */
     }
     if (have < need) {
-        s = hcr_fail(HCR_EFORMAT,
+        s = hcr__fail(HCR_EFORMAT,
                      "%s: truncated: header says %s (%zu bytes) but the file has %zu bytes of data%s",
                      path, what, need, have, gzdirect(r.gz) ? "" : " (after decompression)");
         goto fail;
@@ -329,7 +329,7 @@ static hcr_status idx_read(const char *path, int ndims, uint32_t dims[3], uint8_
     uint64_t rest = 0;
     if ((s = reader_count_rest(&r, (uint64_t)1 << 30, &rest)) != HCR_OK) goto fail;
     if (rest > 0) {
-        s = hcr_fail(HCR_EFORMAT,
+        s = hcr__fail(HCR_EFORMAT,
                      "%s: trailing garbage: header says %s (%zu bytes) but the file has %s%llu "
                      "more bytes of data after them",
                      path, what, need, rest >= ((uint64_t)1 << 30) ? "at least " : "",
@@ -350,24 +350,15 @@ fail:
 
 /* --------------------------------------------------------------- datasets */
 
-void hcr_dataset_free(hcr_dataset *ds)
-{
-    if (!ds) return;
-    dataset_free_class_names(ds);
-    free(ds->pixels);
-    free(ds->labels);
-    free(ds);
-}
-
 hcr_status hcr_dataset_load_idx(const char *images_path, const char *labels_path, hcr_dataset **out)
 {
-    if (!out) return hcr_fail(HCR_EINVAL, "hcr_dataset_load_idx: out is NULL");
+    if (!out) return hcr__fail(HCR_EINVAL, "hcr_dataset_load_idx: out is NULL");
     *out = NULL;
     if (!images_path || !labels_path)
-        return hcr_fail(HCR_EINVAL, "hcr_dataset_load_idx: a file path is NULL");
+        return hcr__fail(HCR_EINVAL, "hcr_dataset_load_idx: a file path is NULL");
 
     hcr_dataset *ds = calloc(1, sizeof *ds);
-    if (!ds) return hcr_fail(HCR_ENOMEM, "out of memory for a dataset");
+    if (!ds) return hcr__fail(HCR_ENOMEM, "out of memory for a dataset");
 
     uint32_t idims[3] = {0}, ldims[3] = {0};
     size_t ilen = 0, llen = 0;
@@ -376,7 +367,7 @@ hcr_status hcr_dataset_load_idx(const char *images_path, const char *labels_path
     s = idx_read(labels_path, 1, ldims, &ds->labels, &llen, ds->labels_sha256);
     if (s != HCR_OK) goto fail;
     if (idims[0] != ldims[0]) {
-        s = hcr_fail(HCR_EFORMAT, "%s: %u images but %u labels in %s", images_path, idims[0],
+        s = hcr__fail(HCR_EFORMAT, "%s: %u images but %u labels in %s", images_path, idims[0],
                      ldims[0], labels_path);
         goto fail;
     }
@@ -421,71 +412,31 @@ static bool find_idx_file(const char *dir, const char *prefix, const char *kind,
 
 hcr_status hcr_dataset_load_dir(const char *dir, const char *prefix, hcr_dataset **out)
 {
-    if (!out) return hcr_fail(HCR_EINVAL, "hcr_dataset_load_dir: out is NULL");
+    if (!out) return hcr__fail(HCR_EINVAL, "hcr_dataset_load_dir: out is NULL");
     *out = NULL;
     if (!dir || !*dir || !prefix || !*prefix || strchr(prefix, '/'))
-        return hcr_fail(HCR_EINVAL, "hcr_dataset_load_dir: need a directory and a prefix "
+        return hcr__fail(HCR_EINVAL, "hcr_dataset_load_dir: need a directory and a prefix "
                                     "such as \"train\" or \"t10k\"");
     struct stat st;
     if (stat(dir, &st) != 0)
-        return hcr_fail(HCR_EIO, "data directory %s: %s (it should hold %s-images-idx3-ubyte[.gz] "
+        return hcr__fail(HCR_EIO, "data directory %s: %s (it should hold %s-images-idx3-ubyte[.gz] "
                                  "and %s-labels-idx1-ubyte[.gz])",
                         dir, strerror(errno), prefix, prefix);
-    if (!S_ISDIR(st.st_mode)) return hcr_fail(HCR_EIO, "data directory %s: not a directory", dir);
+    if (!S_ISDIR(st.st_mode)) return hcr__fail(HCR_EIO, "data directory %s: not a directory", dir);
 
     char images[4096], labels[4096], tried[1024];
     if (!find_idx_file(dir, prefix, "images", 3, images, sizeof images, tried, sizeof tried))
-        return hcr_fail(HCR_EIO, "no %s images in %s: tried %s", prefix, dir, tried);
+        return hcr__fail(HCR_EIO, "no %s images in %s: tried %s", prefix, dir, tried);
     if (!find_idx_file(dir, prefix, "labels", 1, labels, sizeof labels, tried, sizeof tried))
-        return hcr_fail(HCR_EIO, "no %s labels in %s: tried %s", prefix, dir, tried);
+        return hcr__fail(HCR_EIO, "no %s labels in %s: tried %s", prefix, dir, tried);
     return hcr_dataset_load_idx(images, labels, out);
-}
-
-hcr_status hcr_dataset_slice(const hcr_dataset *ds, int start, int count, hcr_dataset **out)
-{
-    if (!out) return hcr_fail(HCR_EINVAL, "hcr_dataset_slice: out is NULL");
-    *out = NULL;
-    if (!ds) return hcr_fail(HCR_EINVAL, "hcr_dataset_slice: dataset is NULL");
-    if (start < 0 || count < 1 || start > ds->count || count > ds->count - start)
-        return hcr_fail(HCR_EINVAL,
-                        "slice of %d images from index %d does not fit a dataset of %d images",
-                        count, start, ds->count);
-    size_t image = (size_t)ds->rows * (size_t)ds->cols, bytes;
-    if (!hcr_mul_size(image, (size_t)count, &bytes))
-        return hcr_fail(HCR_ENOMEM, "slice of %d images is too large", count);
-
-    hcr_dataset *s = calloc(1, sizeof *s);
-    if (!s) return hcr_fail(HCR_ENOMEM, "out of memory for a dataset");
-    s->pixels = malloc(bytes);
-    s->labels = malloc((size_t)count);
-    if (!s->pixels || !s->labels) {
-        hcr_dataset_free(s);
-        return hcr_fail(HCR_ENOMEM, "out of memory for a slice of %d images", count);
-    }
-    memcpy(s->pixels, ds->pixels + (size_t)start * image, bytes);
-    memcpy(s->labels, ds->labels + start, (size_t)count);
-    s->count = count;
-    s->rows = ds->rows;
-    s->cols = ds->cols;
-    /* The parent's class count, so every slice of one dataset agrees, and
-     * the parent's file checksums, which say where the images came from. */
-    s->num_classes = ds->num_classes;
-    memcpy(s->images_sha256, ds->images_sha256, sizeof s->images_sha256);
-    memcpy(s->labels_sha256, ds->labels_sha256, sizeof s->labels_sha256);
-    if (ds->class_names &&
-        hcr_dataset_set_class_names(s, ds->num_classes, (const char *const *)ds->class_names) != HCR_OK) {
-        hcr_dataset_free(s);
-        return HCR_ENOMEM;
-    }
-    *out = s;
-    return HCR_OK;
 }
 
 /* ------------------------------------------------------------ checksums */
 
 hcr_status hcr_file_sha256(const char *path, char hex[65])
 {
-    if (!path || !hex) return hcr_fail(HCR_EINVAL, "hcr_file_sha256: NULL argument");
+    if (!path || !hex) return hcr__fail(HCR_EINVAL, "hcr_file_sha256: NULL argument");
     hex[0] = '\0';
     idx_reader r;
     hcr_status s = reader_open(&r, path);
@@ -501,7 +452,7 @@ hcr_status hcr_file_sha256(const char *path, char hex[65])
 
 hcr_status hcr_cache_dir(char *buf, size_t n)
 {
-    if (!buf || n == 0) return hcr_fail(HCR_EINVAL, "hcr_cache_dir: no buffer");
+    if (!buf || n == 0) return hcr__fail(HCR_EINVAL, "hcr_cache_dir: no buffer");
     buf[0] = '\0';
     const char *env, *suffix;
     if ((env = getenv("HCR_DATA")) && *env) {
@@ -511,13 +462,13 @@ hcr_status hcr_cache_dir(char *buf, size_t n)
     } else if ((env = getenv("HOME")) && *env) {
         suffix = "/.cache/hcr";
     } else {
-        return hcr_fail(HCR_EINVAL, "no cache directory: none of HCR_DATA, XDG_CACHE_HOME and "
+        return hcr__fail(HCR_EINVAL, "no cache directory: none of HCR_DATA, XDG_CACHE_HOME and "
                                     "HOME is set (set HCR_DATA or pass a data directory)");
     }
     int k = snprintf(buf, n, "%s%s", env, suffix);
     if (k < 0 || (size_t)k >= n) {
         buf[0] = '\0';
-        return hcr_fail(HCR_EINVAL, "cache directory %s%s is longer than %zu bytes", env, suffix,
+        return hcr__fail(HCR_EINVAL, "cache directory %s%s is longer than %zu bytes", env, suffix,
                         n - 1);
     }
     return HCR_OK;

@@ -17,8 +17,8 @@
  * file's real size before anything is allocated or read, and every failure
  * names the file and the problem.
  */
-#include "atomic.h"
-#include "model.h"
+#include "core/atomic.h"
+#include "nn/model.h"
 
 #include <cjson/cJSON.h>
 
@@ -196,7 +196,7 @@ static char *build_header(const hcr_model *m, const char *path, const model_extr
             !valid_utf8((const unsigned char *)v, strlen(v))) {
             cJSON_Delete(root);
             *st = HCR_EINVAL;
-            hcr_fail(HCR_EINVAL, "%s: metadata '%s' is not valid UTF-8", path, k);
+            hcr__fail(HCR_EINVAL, "%s: metadata '%s' is not valid UTF-8", path, k);
             return NULL;
         }
         if (!add_string(meta, k, v)) goto nomem;
@@ -225,7 +225,7 @@ static char *build_header(const hcr_model *m, const char *path, const model_extr
     char *text = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
     if (!text) {
-        hcr_fail(HCR_ENOMEM, "%s: out of memory building the header", path);
+        hcr__fail(HCR_ENOMEM, "%s: out of memory building the header", path);
         return NULL;
     }
     *st = HCR_OK;
@@ -233,7 +233,7 @@ static char *build_header(const hcr_model *m, const char *path, const model_extr
 
 nomem:
     cJSON_Delete(root);
-    hcr_fail(HCR_ENOMEM, "%s: out of memory building the header", path);
+    hcr__fail(HCR_ENOMEM, "%s: out of memory building the header", path);
     return NULL;
 }
 
@@ -272,13 +272,13 @@ static int write_body(FILE *f, const hcr_model *m, const model_extra *x, int nx,
 
 hcr_status modelfile_save(const hcr_model *m, const char *path, const model_extra *x, int nx)
 {
-    if (!m || !path || !*path) return hcr_fail(HCR_EINVAL, "hcr_model_save: no model or no path");
+    if (!m || !path || !*path) return hcr__fail(HCR_EINVAL, "hcr_model_save: no model or no path");
 
     /* A file the loader would refuse is not worth writing. */
     for (int t = 0; t < m->ntensors; t++) {
         long long bad = first_nonfinite(m->tensors[t].data, m->tensors[t].count);
         if (bad >= 0)
-            return hcr_fail(HCR_EINVAL, "%s: not saved: tensor '%s' element %lld is %s (training diverged?)",
+            return hcr__fail(HCR_EINVAL, "%s: not saved: tensor '%s' element %lld is %s (training diverged?)",
                             path, m->tensors[t].name, bad,
                             isnan(m->tensors[t].data[bad]) ? "NaN" : "infinite");
     }
@@ -384,7 +384,7 @@ static hcr_status fmt_fail(const char *path, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    return hcr_fail(HCR_EFORMAT, "%s: %s", path, msg);
+    return hcr__fail(HCR_EFORMAT, "%s: %s", path, msg);
 }
 
 /* Check the metadata and build the model it describes. */
@@ -438,7 +438,7 @@ static hcr_status model_from_metadata(const char *path, const cJSON *meta, uint6
     if (st != HCR_OK) {
         /* A spec the builder rejects is a bad file, not a bad argument. */
         *out = NULL;
-        return hcr_fail_prefix(st == HCR_EINVAL ? HCR_EFORMAT : st, "%s", path);
+        return hcr__fail_prefix(st == HCR_EINVAL ? HCR_EFORMAT : st, "%s", path);
     }
     return HCR_OK;
 }
@@ -514,7 +514,7 @@ static hcr_status check_overlaps(const char *path, const hcr_model *m, const mod
                                  const range *ranges, int n)
 {
     range *sorted = malloc(sizeof(range) * (size_t)n);
-    if (!sorted) return hcr_fail(HCR_ENOMEM, "%s: out of memory", path);
+    if (!sorted) return hcr__fail(HCR_ENOMEM, "%s: out of memory", path);
     memcpy(sorted, ranges, sizeof(range) * (size_t)n);
     qsort(sorted, (size_t)n, sizeof(range), cmp_range);
     /* Empty ranges overlap nothing; `last` is the non-empty range reaching
@@ -586,9 +586,9 @@ static hcr_status read_extras(const char *path, int fd, model_extra *x, int nx, 
 {
     for (int i = 0; i < nx; i++) {
         x[i].data = malloc(x[i].count ? x[i].count * 4 : 1);
-        if (!x[i].data) return hcr_fail(HCR_ENOMEM, "%s: out of memory for tensor '%s'", path, x[i].name);
+        if (!x[i].data) return hcr__fail(HCR_ENOMEM, "%s: out of memory for tensor '%s'", path, x[i].name);
         int e = read_values(fd, x[i].data, x[i].count, data_start + ranges[i].begin);
-        if (e) return hcr_fail(HCR_EIO, "%s: reading tensor '%s': %s", path, x[i].name, strerror(e));
+        if (e) return hcr__fail(HCR_EIO, "%s: reading tensor '%s': %s", path, x[i].name, strerror(e));
     }
     return HCR_OK;
 }
@@ -601,7 +601,7 @@ static hcr_status load_fd(const char *path, int fd, uint64_t fsize, model_extra 
         return fmt_fail(path, "file is %" PRIu64 " bytes, too short for a safetensors header (truncated?)", fsize);
     unsigned char len8[8];
     int e = read_at(fd, len8, 8, 0);
-    if (e) return hcr_fail(HCR_EIO, "%s: %s", path, strerror(e));
+    if (e) return hcr__fail(HCR_EIO, "%s: %s", path, strerror(e));
     uint64_t n = 0;
     for (int i = 0; i < 8; i++) n |= (uint64_t)len8[i] << (8 * i);
     if (n < 2) return fmt_fail(path, "header length %" PRIu64 " is too small for a JSON object", n);
@@ -611,11 +611,11 @@ static hcr_status load_fd(const char *path, int fd, uint64_t fsize, model_extra 
     uint64_t data_start = 8 + n, data_len = fsize - data_start;
 
     char *hdr = malloc((size_t)n + 1);
-    if (!hdr) return hcr_fail(HCR_ENOMEM, "%s: out of memory for a %" PRIu64 "-byte header", path, n);
+    if (!hdr) return hcr__fail(HCR_ENOMEM, "%s: out of memory for a %" PRIu64 "-byte header", path, n);
     e = read_at(fd, hdr, (size_t)n, 8);
     if (e) {
         free(hdr);
-        return hcr_fail(HCR_EIO, "%s: %s", path, strerror(e));
+        return hcr__fail(HCR_EIO, "%s: %s", path, strerror(e));
     }
     hdr[n] = '\0';
     if (memchr(hdr, '\0', (size_t)n)) {
@@ -652,7 +652,7 @@ static hcr_status load_fd(const char *path, int fd, uint64_t fsize, model_extra 
     hcr_status st = model_from_metadata(path, cJSON_GetObjectItemCaseSensitive(root, "__metadata__"),
                                         data_len, &m);
     range *ranges = st == HCR_OK ? malloc(sizeof(range) * (size_t)(m->ntensors + nx + 1)) : NULL;
-    if (st == HCR_OK && !ranges) st = hcr_fail(HCR_ENOMEM, "%s: out of memory", path);
+    if (st == HCR_OK && !ranges) st = hcr__fail(HCR_ENOMEM, "%s: out of memory", path);
     if (st == HCR_OK) st = check_tensors(path, root, m, x, nx, data_len, ranges);
 
     /* The metadata, then the weights. */
@@ -660,7 +660,7 @@ static hcr_status load_fd(const char *path, int fd, uint64_t fsize, model_extra 
     for (const cJSON *j = meta ? meta->child : NULL; st == HCR_OK && j; j = j->next) {
         st = hcr_model_set_meta(m, j->string, j->valuestring);
         if (st == HCR_EINVAL) st = HCR_EFORMAT; /* a bad file, not a bad argument */
-        if (st != HCR_OK) hcr_fail_prefix(st, "%s: __metadata__.%s", path, j->string);
+        if (st != HCR_OK) hcr__fail_prefix(st, "%s: __metadata__.%s", path, j->string);
     }
     cJSON_Delete(root);
 
@@ -668,7 +668,7 @@ static hcr_status load_fd(const char *path, int fd, uint64_t fsize, model_extra 
         tensor_ref *tr = &m->tensors[t];
         e = read_values(fd, tr->data, tr->count, data_start + ranges[t].begin);
         if (e) {
-            st = hcr_fail(HCR_EIO, "%s: reading tensor '%s': %s", path, tr->name, strerror(e));
+            st = hcr__fail(HCR_EIO, "%s: reading tensor '%s': %s", path, tr->name, strerror(e));
             break;
         }
         long long bad = first_nonfinite(tr->data, tr->count);
@@ -701,10 +701,10 @@ hcr_status modelfile_load(const char *path, hcr_model **out, model_extra *x, int
         x[i].data = NULL;
         x[i].count = 0;
     }
-    if (!path || !out) return hcr_fail(HCR_EINVAL, "hcr_model_load: no path or no output");
+    if (!path || !out) return hcr__fail(HCR_EINVAL, "hcr_model_load: no path or no output");
     int fd;
     struct stat sb;
-    hcr_status st0 = hcr_open_regular(path, &fd, &sb); /* FIFOs, devices, folders refused at once */
+    hcr_status st0 = hcr__open_regular(path, &fd, &sb); /* FIFOs, devices, folders refused at once */
     if (st0 != HCR_OK) return st0;
     hcr_status st = load_fd(path, fd, (uint64_t)sb.st_size, x, nx, out);
     close(fd);

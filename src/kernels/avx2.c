@@ -13,7 +13,7 @@
  * broadcast scalar. Channel counts that are not a multiple of 8 go to the
  * generic kernels.
  */
-#include "kernels.h"
+#include "kernels/kernels.h"
 
 #ifdef HCR_HAVE_AVX2_KERNELS
 #include <immintrin.h>

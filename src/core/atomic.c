@@ -2,7 +2,7 @@
  * atomic.c - output files written atomically (see atomic.h): the model,
  * the training checkpoint and the history CSV all go through here.
  */
-#include "atomic.h"
+#include "core/atomic.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -20,8 +20,8 @@
 static char *dir_of(const char *path)
 {
     const char *slash = strrchr(path, '/');
-    if (!slash) return hcr_strdup(".");
-    if (slash == path) return hcr_strdup("/");
+    if (!slash) return hcr__strdup(".");
+    if (slash == path) return hcr__strdup("/");
     char *d = malloc((size_t)(slash - path) + 1);
     if (d) {
         memcpy(d, path, (size_t)(slash - path));
@@ -37,7 +37,7 @@ static char *follow_link(const char *path)
     ssize_t n = readlink(path, buf, sizeof buf - 1);
     if (n < 0) return NULL;
     buf[n] = '\0';
-    if (buf[0] == '/') return hcr_strdup(buf);
+    if (buf[0] == '/') return hcr__strdup(buf);
     char *dir = dir_of(path);
     if (!dir) return NULL;
     size_t len = strlen(dir) + 1 + (size_t)n + 1;
@@ -60,10 +60,10 @@ static const char *kind_of(mode_t mode)
 hcr_status hcr_output_resolve(const char *path, char **resolved)
 {
     *resolved = NULL;
-    if (!path || !*path) return hcr_fail(HCR_EINVAL, "no output path");
-    if (path[strlen(path) - 1] == '/') return hcr_fail(HCR_EINVAL, "%s: is a folder name, not a file name", path);
-    char *p = hcr_strdup(path);
-    if (!p) return hcr_fail(HCR_ENOMEM, "out of memory");
+    if (!path || !*path) return hcr__fail(HCR_EINVAL, "no output path");
+    if (path[strlen(path) - 1] == '/') return hcr__fail(HCR_EINVAL, "%s: is a folder name, not a file name", path);
+    char *p = hcr__strdup(path);
+    if (!p) return hcr__fail(HCR_ENOMEM, "out of memory");
     struct stat sb;
     int e = 0;
     for (int links = 0;; links++) {
@@ -75,9 +75,9 @@ hcr_status hcr_output_resolve(const char *path, char **resolved)
             int e = !dir ? ENOMEM : stat(dir, &db) != 0 ? errno : !S_ISDIR(db.st_mode) ? ENOTDIR : 0;
             hcr_status s = HCR_OK;
             if (e == ENOENT)
-                s = hcr_fail(HCR_EIO, "%s: the folder %s does not exist", path, dir);
+                s = hcr__fail(HCR_EIO, "%s: the folder %s does not exist", path, dir);
             else if (e)
-                s = hcr_fail(HCR_EIO, "%s: folder %s: %s", path, dir ? dir : "?", strerror(e));
+                s = hcr__fail(HCR_EIO, "%s: folder %s: %s", path, dir ? dir : "?", strerror(e));
             free(dir);
             if (s) {
                 free(p);
@@ -93,14 +93,14 @@ hcr_status hcr_output_resolve(const char *path, char **resolved)
         }
         char *next = follow_link(p);
         free(p);
-        if (!(p = next)) return hcr_fail(HCR_EIO, "%s: %s", path, strerror(errno ? errno : ENOMEM));
+        if (!(p = next)) return hcr__fail(HCR_EIO, "%s: %s", path, strerror(errno ? errno : ENOMEM));
     }
     if (e == 0 && S_ISREG(sb.st_mode)) {
         *resolved = p;
         return HCR_OK;
     }
-    hcr_status s = e ? hcr_fail(HCR_EIO, "%s: %s", path, strerror(e))
-                     : hcr_fail(HCR_EIO, "%s: is %s; refusing to replace it with a file", path,
+    hcr_status s = e ? hcr__fail(HCR_EIO, "%s: %s", path, strerror(e))
+                     : hcr__fail(HCR_EIO, "%s: is %s; refusing to replace it with a file", path,
                                 kind_of(sb.st_mode));
     free(p);
     return s;
@@ -136,7 +136,7 @@ hcr_status hcr_output_check(const char *path)
     char *tmp;
     int fd = make_temp(target, &tmp);
     if (fd < 0) {
-        s = hcr_fail(HCR_EIO, "%s: cannot write there: %s", path, strerror(errno));
+        s = hcr__fail(HCR_EIO, "%s: cannot write there: %s", path, strerror(errno));
     } else {
         close(fd);
         unlink(tmp);
@@ -148,29 +148,29 @@ hcr_status hcr_output_check(const char *path)
 
 hcr_status hcr_output_check_dir(const char *dir)
 {
-    if (!dir || !*dir) return hcr_fail(HCR_EINVAL, "no folder name");
-    char *p = hcr_strdup(dir);
-    if (!p) return hcr_fail(HCR_ENOMEM, "out of memory");
+    if (!dir || !*dir) return hcr__fail(HCR_EINVAL, "no folder name");
+    char *p = hcr__strdup(dir);
+    if (!p) return hcr__fail(HCR_ENOMEM, "out of memory");
     /* The deepest part of the path that exists must be a writable folder. */
     for (;;) {
         struct stat sb;
         if (stat(p, &sb) == 0) {
             hcr_status s = HCR_OK;
             if (!S_ISDIR(sb.st_mode))
-                s = hcr_fail(HCR_EIO, "%s: %s is %s, not a folder", dir, p, kind_of(sb.st_mode));
+                s = hcr__fail(HCR_EIO, "%s: %s is %s, not a folder", dir, p, kind_of(sb.st_mode));
             else if (access(p, W_OK | X_OK) != 0)
-                s = hcr_fail(HCR_EIO, "%s: cannot write in %s: %s", dir, p, strerror(errno));
+                s = hcr__fail(HCR_EIO, "%s: cannot write in %s: %s", dir, p, strerror(errno));
             free(p);
             return s;
         }
         if (errno != ENOENT) {
-            hcr_status s = hcr_fail(HCR_EIO, "%s: %s", dir, strerror(errno));
+            hcr_status s = hcr__fail(HCR_EIO, "%s: %s", dir, strerror(errno));
             free(p);
             return s;
         }
         char *up = dir_of(p);
         free(p);
-        if (!up) return hcr_fail(HCR_ENOMEM, "out of memory");
+        if (!up) return hcr__fail(HCR_ENOMEM, "out of memory");
         p = up;
     }
 }
@@ -212,7 +212,7 @@ hcr_status hcr_atomic_open(hcr_atomic *a, const char *path)
     sweep_stale(a->target);
     int fd = make_temp(a->target, &a->tmp);
     if (fd < 0) {
-        s = hcr_fail(HCR_EIO, "%s: %s", path, strerror(errno));
+        s = hcr__fail(HCR_EIO, "%s: %s", path, strerror(errno));
         free(a->target);
         a->target = NULL;
         return s;
@@ -224,7 +224,7 @@ hcr_status hcr_atomic_open(hcr_atomic *a, const char *path)
     umask(mask);
     mode_t mode = stat(a->target, &old) == 0 ? (old.st_mode & 07777) : (0666 & ~mask);
     if (fchmod(fd, mode) != 0 || !(a->f = fdopen(fd, "wb"))) {
-        s = hcr_fail(HCR_EIO, "%s: %s", path, strerror(errno));
+        s = hcr__fail(HCR_EIO, "%s: %s", path, strerror(errno));
         close(fd);
         hcr_atomic_abort(a);
     }
@@ -266,7 +266,7 @@ hcr_status hcr_atomic_commit(hcr_atomic *a)
     a->f = NULL;
     if (!err && rename(a->tmp, a->target) != 0) err = errno;
     if (err) {
-        hcr_status s = hcr_fail(HCR_EIO, "%s: %s", a->path, strerror(err));
+        hcr_status s = hcr__fail(HCR_EIO, "%s: %s", a->path, strerror(err));
         hcr_atomic_abort(a);
         return s;
     }

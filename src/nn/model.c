@@ -3,10 +3,10 @@
  * per-batch workspace, forward and backward passes, summary table and
  * metadata. The layers' arithmetic is in layers.c.
  */
-#include "model.h"
+#include "nn/model.h"
 
-#include "kernels.h"
-#include "layers.h"
+#include "kernels/kernels.h"
+#include "nn/layers.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -114,7 +114,7 @@ static hcr_status parse_spec(const char *spec, int rows, int cols, int num_class
 #define ADD_LAYER(KIND)                                                            \
     do {                                                                           \
         if (n >= MODEL_MAX_LAYERS - 2)                                                   \
-            return hcr_fail(HCR_EINVAL, "spec '%s': too many layers (at most %d)", \
+            return hcr__fail(HCR_EINVAL, "spec '%s': too many layers (at most %d)", \
                             spec, MODEL_MAX_LAYERS - 2);                                 \
         memset(&layers[n], 0, sizeof layers[n]);                                   \
         layers[n].kind = (KIND);                                                   \
@@ -123,30 +123,30 @@ static hcr_status parse_spec(const char *spec, int rows, int cols, int num_class
         layers[n].in_c = c;                                                        \
     } while (0)
 
-    if (!*spec) return hcr_fail(HCR_EINVAL, "empty architecture spec");
+    if (!*spec) return hcr__fail(HCR_EINVAL, "empty architecture spec");
     if (strlen(spec) > MODEL_MAX_SPEC)
-        return hcr_fail(HCR_EINVAL, "architecture spec of %zu characters: at most %d allowed",
+        return hcr__fail(HCR_EINVAL, "architecture spec of %zu characters: at most %d allowed",
                         strlen(spec), MODEL_MAX_SPEC);
     while (*p) {
         const char *start = p;
         size_t len = strcspn(p, "-");
         if (len > MODEL_MAX_TOKEN)
-            return hcr_fail(HCR_EINVAL, "spec '%s': token '%.20s...' is %zu characters long (at most %d)",
+            return hcr__fail(HCR_EINVAL, "spec '%s': token '%.20s...' is %zu characters long (at most %d)",
                             spec, p, len, MODEL_MAX_TOKEN);
         snprintf(token, sizeof token, "%.*s", (int)len, p);
         p += len;
         if (*p == '-') {
             p++;
-            if (!*p) return hcr_fail(HCR_EINVAL, "spec '%s': ends with '-'", spec);
+            if (!*p) return hcr__fail(HCR_EINVAL, "spec '%s': ends with '-'", spec);
         }
-        if (len == 0) return hcr_fail(HCR_EINVAL, "spec '%s': empty token", spec);
+        if (len == 0) return hcr__fail(HCR_EINVAL, "spec '%s': empty token", spec);
         const char *t = token;
         long a = 0, b = 0;
         layer *l = &layers[n];
         if (strncmp(t, "conv", 4) == 0) {
             t += 4;
             if (flat)
-                return hcr_fail(HCR_EINVAL, "spec '%s': '%s' comes after a dense layer", spec, token);
+                return hcr__fail(HCR_EINVAL, "spec '%s': '%s' comes after a dense layer", spec, token);
             if (!parse_int(&t, &a)) goto bad;
             b = 3;
             if (*t == 'x') {
@@ -162,7 +162,7 @@ static hcr_status parse_spec(const char *spec, int rows, int cols, int num_class
         } else if (strncmp(t, "pool", 4) == 0) {
             t += 4;
             if (flat)
-                return hcr_fail(HCR_EINVAL, "spec '%s': '%s' comes after a dense layer", spec, token);
+                return hcr__fail(HCR_EINVAL, "spec '%s': '%s' comes after a dense layer", spec, token);
             a = 2;
             if (*t && !parse_int(&t, &a)) goto bad;
             if (*t || a > 16) goto bad;
@@ -191,7 +191,7 @@ static hcr_status parse_spec(const char *spec, int rows, int cols, int num_class
              * the layer before to after the normalization. */
             layer *prev = n > 0 ? &layers[n - 1] : NULL;
             if (!prev || (prev->kind != LAYER_CONV && prev->kind != LAYER_DENSE))
-                return hcr_fail(HCR_EINVAL, "spec '%s': 'bn' must follow a conv or dense layer", spec);
+                return hcr__fail(HCR_EINVAL, "spec '%s': 'bn' must follow a conv or dense layer", spec);
             ADD_LAYER(LAYER_BN);
             prev->relu = 0;
             l->relu = 1;
@@ -202,7 +202,7 @@ static hcr_status parse_spec(const char *spec, int rows, int cols, int num_class
             errno = 0;
             double r = strtod(t, &end);
             if (end == t || *end || errno || !(r >= 0.0 && r < 1.0)) {
-                return hcr_fail(HCR_EINVAL,
+                return hcr__fail(HCR_EINVAL,
                                 "spec '%s': '%s': dropout rate must be a number in [0, 1)", spec,
                                 token);
             }
@@ -219,12 +219,12 @@ static hcr_status parse_spec(const char *spec, int rows, int cols, int num_class
         n++;
         continue;
     bad:
-        return hcr_fail(HCR_EINVAL,
+        return hcr__fail(HCR_EINVAL,
                         "spec '%s': cannot read '%.*s' (expected conv<F>[x<K>], pool[<S>], "
                         "dense<N>, bn or drop<R>, separated by '-')",
                         spec, (int)len, start);
     nofit:
-        return hcr_fail(HCR_EINVAL,
+        return hcr__fail(HCR_EINVAL,
                         "spec '%s': '%s' does not fit a %dx%dx%d input (the image is too small "
                         "for this many layers)",
                         spec, token, h, w, c);
@@ -270,11 +270,11 @@ static void add_tensor(hcr_model *m, const layer *l, const char *what, float *da
 static hcr_status plan_model(const char *spec, int rows, int cols, int num_classes, layer *tmp,
                              int *nl, size_t *nparams)
 {
-    if (!spec) return hcr_fail(HCR_EINVAL, "no architecture spec");
+    if (!spec) return hcr__fail(HCR_EINVAL, "no architecture spec");
     if (rows < 1 || cols < 1 || rows > 4096 || cols > 4096)
-        return hcr_fail(HCR_EINVAL, "input size %dx%d out of range (1..4096)", rows, cols);
+        return hcr__fail(HCR_EINVAL, "input size %dx%d out of range (1..4096)", rows, cols);
     if (num_classes < 2 || num_classes > 1000)
-        return hcr_fail(HCR_EINVAL, "%d classes: need between 2 and 1000", num_classes);
+        return hcr__fail(HCR_EINVAL, "%d classes: need between 2 and 1000", num_classes);
     hcr_status s = parse_spec(spec, rows, cols, num_classes, tmp, nl);
     if (s) return s;
     size_t needed = 0;
@@ -287,7 +287,7 @@ static hcr_status plan_model(const char *spec, int rows, int cols, int num_class
         else if (l->kind == LAYER_BN)
             needed += 2 * (size_t)l->out_c;
         if (needed > MODEL_MAX_PARAMS)
-            return hcr_fail(HCR_EINVAL, "spec '%s' needs more than %zu parameters", spec,
+            return hcr__fail(HCR_EINVAL, "spec '%s' needs more than %zu parameters", spec,
                             MODEL_MAX_PARAMS);
     }
     *nparams = needed;
@@ -304,7 +304,7 @@ hcr_status model_spec_params(const char *spec, int rows, int cols, int num_class
 hcr_status hcr_spec_check(const char *spec, int rows, int cols, int num_classes, size_t *nparams)
 {
     size_t n = 0;
-    if (!spec) return hcr_fail(HCR_EINVAL, "no architecture spec");
+    if (!spec) return hcr__fail(HCR_EINVAL, "no architecture spec");
     hcr_status s = model_spec_params(spec, rows, cols, num_classes, &n);
     if (s == HCR_OK && nparams) *nparams = n;
     return s;
@@ -329,18 +329,18 @@ hcr_status model_build(const char *spec, int rows, int cols, int num_classes, hc
     if (s) return s;
 
     hcr_model *m = calloc(1, sizeof *m);
-    if (!m) return hcr_fail(HCR_ENOMEM, "out of memory");
-    m->spec = hcr_strdup(spec);
+    if (!m) return hcr__fail(HCR_ENOMEM, "out of memory");
+    m->spec = hcr__strdup(spec);
     m->layers = malloc(sizeof(layer) * (size_t)nl);
     if (!m->spec || !m->layers) {
         hcr_model_free(m);
-        return hcr_fail(HCR_ENOMEM, "out of memory");
+        return hcr__fail(HCR_ENOMEM, "out of memory");
     }
     memcpy(m->layers, tmp, sizeof(layer) * (size_t)nl);
     m->nlayers = nl;
     if (!(m->pool = pool_new())) {
         hcr_model_free(m);
-        return hcr_fail(HCR_ENOMEM, "out of memory");
+        return hcr__fail(HCR_ENOMEM, "out of memory");
     }
     m->rows = rows;
     m->cols = cols;
@@ -372,7 +372,7 @@ hcr_status model_build(const char *spec, int rows, int cols, int num_classes, hc
         m->bn_partial = calloc((size_t)BN_MAX_THREADS * 2 * (size_t)m->bn_max_c, sizeof(double));
     if (!m->params || !m->grads || !m->state || (m->bn_max_c && !m->bn_partial)) {
         hcr_model_free(m);
-        return hcr_fail(HCR_ENOMEM, "out of memory for %zu parameters", total);
+        return hcr__fail(HCR_ENOMEM, "out of memory for %zu parameters", total);
     }
     size_t off = 0, soff = 0;
     for (int i = 0; i < nl; i++) {
@@ -566,7 +566,7 @@ hcr_status model_view_acquire(hcr_model *m, hcr_model **view)
         pthread_mutex_unlock(&p->lock);
         if (!ok) {
             if (v) view_free(v);
-            return hcr_fail(HCR_ENOMEM, "out of memory for a prediction workspace");
+            return hcr__fail(HCR_ENOMEM, "out of memory for a prediction workspace");
         }
     }
     if (v->version != m->version) { /* new weights: transform the kernels again */
@@ -652,7 +652,7 @@ static size_t round_up(size_t n) { return (n + ALIGN_FLOATS - 1) / ALIGN_FLOATS 
 hcr_status model_reserve(hcr_model *m, int n)
 {
     if (n <= m->capacity) return HCR_OK;
-    if (n > 1 << 20) return hcr_fail(HCR_EINVAL, "batch of %d images is too large", n);
+    if (n > 1 << 20) return hcr__fail(HCR_EINVAL, "batch of %d images is too large", n);
     /* Count the floats first, then carve one allocation. */
     size_t need = 0;
     size_t in_size = (size_t)m->rows * m->cols;
@@ -672,7 +672,7 @@ hcr_status model_reserve(hcr_model *m, int n)
     size_t bytes;
     if (!hcr_mul_size(need, sizeof(float), &bytes) ||
         posix_memalign((void **)&ws, 64, bytes) != 0)
-        return hcr_fail(HCR_ENOMEM, "out of memory for a batch of %d images (%zu MB)", n,
+        return hcr__fail(HCR_ENOMEM, "out of memory for a batch of %d images (%zu MB)", n,
                         need * sizeof(float) >> 20);
     free(m->ws);
     m->ws = ws;
@@ -719,10 +719,10 @@ static hcr_status reserve_thread_grads(hcr_model *m, int threads)
     if (threads > 1 && !(m->tgrads && m->tgrads_threads >= threads)) {
         size_t bytes;
         if (!hcr_mul_size(m->nparams, (size_t)(threads - 1) * sizeof(float), &bytes))
-            return hcr_fail(HCR_ENOMEM, "out of memory");
+            return hcr__fail(HCR_ENOMEM, "out of memory");
         float *t = NULL;
         if (posix_memalign((void **)&t, 64, bytes ? bytes : 64) != 0)
-            return hcr_fail(HCR_ENOMEM, "out of memory for per-thread gradients");
+            return hcr__fail(HCR_ENOMEM, "out of memory for per-thread gradients");
         free(m->tgrads);
         m->tgrads = t;
         m->tgrads_threads = threads;
@@ -737,7 +737,7 @@ static hcr_status reserve_thread_grads(hcr_model *m, int threads)
     if (du == 0 || (m->tdu && m->tdu_threads >= threads && m->du_floats == du)) return HCR_OK;
     float *t = NULL;
     if (posix_memalign((void **)&t, 64, sizeof(float) * du * (size_t)threads) != 0)
-        return hcr_fail(HCR_ENOMEM, "out of memory for per-thread gradients");
+        return hcr__fail(HCR_ENOMEM, "out of memory for per-thread gradients");
     free(m->tdu);
     m->tdu = t;
     m->tdu_threads = threads;
@@ -1278,7 +1278,7 @@ hcr_status model_output_check(const hcr_model *v, int n, int first)
     const size_t k = (size_t)n * v->num_classes;
     for (size_t i = 0; i < k; i++)
         if (!isfinite(v->probs[i]))
-            return hcr_fail(HCR_EFORMAT, "the model's output for image %d is %s: its weights overflow float",
+            return hcr__fail(HCR_EFORMAT, "the model's output for image %d is %s: its weights overflow float",
                             first + (int)(i / v->num_classes), isnan(v->probs[i]) ? "NaN" : "infinite");
     return HCR_OK;
 }
@@ -1286,7 +1286,7 @@ hcr_status model_output_check(const hcr_model *v, int n, int first)
 hcr_status hcr_model_predict(hcr_model *m, const uint8_t *pixels, int n, float *probs)
 {
     if (!m || (!pixels && n > 0) || (!probs && n > 0) || n < 0)
-        return hcr_fail(HCR_EINVAL, "hcr_model_predict: bad arguments");
+        return hcr__fail(HCR_EINVAL, "hcr_model_predict: bad arguments");
     if (n == 0) return HCR_OK;
     hcr_model *v;
     hcr_status s = model_view_acquire(m, &v);
@@ -1393,16 +1393,16 @@ static hcr_status parse_class_names(hcr_model *m, const char *json, char ***out)
     cJSON *arr = cJSON_Parse(json);
     hcr_status s = HCR_OK;
     if (!cJSON_IsArray(arr) || cJSON_GetArraySize(arr) != m->num_classes)
-        s = hcr_fail(HCR_EINVAL, "class_names must be a JSON array of %d strings (one per class)",
+        s = hcr__fail(HCR_EINVAL, "class_names must be a JSON array of %d strings (one per class)",
                      m->num_classes);
     char **names = s ? NULL : calloc((size_t)m->num_classes, sizeof *names);
-    if (!s && !names) s = hcr_fail(HCR_ENOMEM, "out of memory");
+    if (!s && !names) s = hcr__fail(HCR_ENOMEM, "out of memory");
     for (int i = 0; !s && i < m->num_classes; i++) {
         const char *v = cJSON_GetStringValue(cJSON_GetArrayItem(arr, i));
         if (!v || !*v || strlen(v) > 255)
-            s = hcr_fail(HCR_EINVAL, "class_names[%d] is not a string of 1 to 255 bytes", i);
-        else if (!(names[i] = hcr_strdup(v)))
-            s = hcr_fail(HCR_ENOMEM, "out of memory");
+            s = hcr__fail(HCR_EINVAL, "class_names[%d] is not a string of 1 to 255 bytes", i);
+        else if (!(names[i] = hcr__strdup(v)))
+            s = hcr__fail(HCR_ENOMEM, "out of memory");
     }
     cJSON_Delete(arr);
     if (s) {
@@ -1415,7 +1415,7 @@ static hcr_status parse_class_names(hcr_model *m, const char *json, char ***out)
 
 hcr_status hcr_model_set_meta(hcr_model *m, const char *key, const char *value)
 {
-    if (!m || !key || !*key) return hcr_fail(HCR_EINVAL, "metadata key must be a non-empty string");
+    if (!m || !key || !*key) return hcr__fail(HCR_EINVAL, "metadata key must be a non-empty string");
     char **names = NULL;
     const int is_names = strcmp(key, "class_names") == 0;
     if (is_names && value) {
@@ -1434,16 +1434,16 @@ hcr_status hcr_model_set_meta(hcr_model *m, const char *key, const char *value)
             m->nmeta--;
         }
     } else {
-        char *v = hcr_strdup(value);
+        char *v = hcr__strdup(value);
         if (!v) {
             free_names(names, m->num_classes);
-            return hcr_fail(HCR_ENOMEM, "out of memory");
+            return hcr__fail(HCR_ENOMEM, "out of memory");
         }
         if (i < m->nmeta) {
             free(m->meta_vals[i]);
             m->meta_vals[i] = v;
         } else {
-            char *k = hcr_strdup(key);
+            char *k = hcr__strdup(key);
             char **nk = realloc(m->meta_keys, sizeof(char *) * (size_t)(m->nmeta + 1));
             if (nk) m->meta_keys = nk;
             char **nv = realloc(m->meta_vals, sizeof(char *) * (size_t)(m->nmeta + 1));
@@ -1452,7 +1452,7 @@ hcr_status hcr_model_set_meta(hcr_model *m, const char *key, const char *value)
                 free(k);
                 free(v);
                 free_names(names, m->num_classes);
-                return hcr_fail(HCR_ENOMEM, "out of memory");
+                return hcr__fail(HCR_ENOMEM, "out of memory");
             }
             m->meta_keys[m->nmeta] = k;
             m->meta_vals[m->nmeta] = v;

@@ -2,7 +2,7 @@
  * error.c - the per-thread last-error message and small shared helpers
  * (random numbers, threads, strings).
  */
-#include "internal.h"
+#include "core/internal.h"
 
 #include <stdatomic.h>
 
@@ -16,7 +16,7 @@
 
 static _Thread_local char last_error[1024];
 
-hcr_status hcr_fail(hcr_status s, const char *fmt, ...)
+hcr_status hcr__fail(hcr_status s, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -25,7 +25,7 @@ hcr_status hcr_fail(hcr_status s, const char *fmt, ...)
     return s;
 }
 
-hcr_status hcr_fail_prefix(hcr_status s, const char *fmt, ...)
+hcr_status hcr__fail_prefix(hcr_status s, const char *fmt, ...)
 {
     char prefix[512], old[sizeof last_error];
     va_list ap;
@@ -57,7 +57,7 @@ const char *hcr_status_name(hcr_status s)
     return "unknown error";
 }
 
-char *hcr_strdup(const char *s)
+char *hcr__strdup(const char *s)
 {
     size_t n = strlen(s) + 1;
     char *d = malloc(n);

@@ -14,7 +14,7 @@
  *   - "idx:DIR" is any folder with a train and a test pair in MNIST naming
  *     (test-* is accepted for t10k-*), plus an optional classes.txt.
  */
-#include "internal.h"
+#include "data/data.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -137,10 +137,10 @@ hcr_status dataset_system_dir(const char *name, char *buf, size_t n)
 
 hcr_status hcr_dataset_default_dir(const char *name, char *buf, size_t n)
 {
-    if (!buf || n == 0) return hcr_fail(HCR_EINVAL, "hcr_dataset_default_dir: no buffer");
+    if (!buf || n == 0) return hcr__fail(HCR_EINVAL, "hcr_dataset_default_dir: no buffer");
     buf[0] = '\0';
     const hcr_dataset_info *d = hcr_dataset_find(name);
-    if (!d) return hcr_fail(HCR_EINVAL, "unknown dataset '%s' (hcr data list shows the known ones)",
+    if (!d) return hcr__fail(HCR_EINVAL, "unknown dataset '%s' (hcr data list shows the known ones)",
                             name ? name : "(null)");
     if (dataset_system_dir(name, buf, n) == HCR_OK) return HCR_OK;
     char cache[PATH_SIZE];
@@ -149,74 +149,9 @@ hcr_status hcr_dataset_default_dir(const char *name, char *buf, size_t n)
     int k = snprintf(buf, n, "%s/%s", cache, d->subdir);
     if (k < 0 || (size_t)k >= n) {
         buf[0] = '\0';
-        return hcr_fail(HCR_EINVAL, "directory %s/%s does not fit the %zu-byte buffer", cache,
+        return hcr__fail(HCR_EINVAL, "directory %s/%s does not fit the %zu-byte buffer", cache,
                         d->subdir, n);
     }
-    return HCR_OK;
-}
-
-/* ------------------------------------------------------------ class names */
-
-const char *hcr_dataset_class_name(const hcr_dataset *ds, int i)
-{
-    /* Numbers for unnamed classes; a small table so the pointer stays valid. */
-    static const char *const numbers[] = {
-        "0",  "1",  "2",  "3",  "4",  "5",  "6",  "7",  "8",  "9",  "10", "11", "12",
-        "13", "14", "15", "16", "17", "18", "19", "20", "21", "22", "23", "24", "25",
-        "26", "27", "28", "29", "30", "31", "32", "33", "34", "35", "36", "37", "38",
-        "39", "40", "41", "42", "43", "44", "45", "46", "47", "48", "49", "50", "51",
-        "52", "53", "54", "55", "56", "57", "58", "59", "60", "61", "62", "63",
-    };
-    if (!ds || i < 0 || i >= ds->num_classes) return "?";
-    if (ds->class_names) return ds->class_names[i];
-    return i < (int)(sizeof numbers / sizeof numbers[0]) ? numbers[i] : "?";
-}
-
-/* Why a class name is unusable, or NULL if it is fine. */
-static const char *bad_name(const char *s)
-{
-    if (!s || !*s) return "it is empty";
-    if (strlen(s) > NAME_MAX_BYTES) return "it is longer than 63 bytes";
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-        if (*p < 0x20 || *p == 0x7f) return "it holds a control character";
-    return NULL;
-}
-
-void dataset_free_class_names(hcr_dataset *ds)
-{
-    if (!ds || !ds->class_names) return;
-    for (int i = 0; i < ds->num_classes; i++) free(ds->class_names[i]);
-    free(ds->class_names);
-    ds->class_names = NULL;
-}
-
-hcr_status hcr_dataset_set_class_names(hcr_dataset *ds, int n, const char *const *names)
-{
-    if (!ds || !names || n < 1 || n > 1000)
-        return hcr_fail(HCR_EINVAL, "hcr_dataset_set_class_names: need a dataset and 1 to 1000 names");
-    for (int i = 0; i < ds->count; i++)
-        if (ds->labels[i] >= n)
-            return hcr_fail(HCR_EFORMAT, "%d class names, but image %d has label %d", n, i,
-                            ds->labels[i]);
-    for (int i = 0; i < n; i++) {
-        const char *why = bad_name(names[i]);
-        if (why) return hcr_fail(HCR_EFORMAT, "class name %d ('%.40s'): %s", i, names[i] ? names[i] : "", why);
-        for (int j = 0; j < i; j++)
-            if (strcmp(names[i], names[j]) == 0)
-                return hcr_fail(HCR_EFORMAT, "class names %d and %d are both '%s'", j, i, names[i]);
-    }
-    char **copy = calloc((size_t)n, sizeof *copy);
-    if (!copy) return hcr_fail(HCR_ENOMEM, "out of memory for class names");
-    for (int i = 0; i < n; i++) {
-        if (!(copy[i] = hcr_strdup(names[i]))) {
-            for (int j = 0; j < i; j++) free(copy[j]);
-            free(copy);
-            return hcr_fail(HCR_ENOMEM, "out of memory for class names");
-        }
-    }
-    dataset_free_class_names(ds);
-    ds->class_names = copy;
-    ds->num_classes = n;
     return HCR_OK;
 }
 
@@ -254,27 +189,27 @@ static hcr_status read_text(const char *path, const char *what, char **out)
     *out = NULL;
     FILE *f;
     /* A regular file only: a FIFO or a device is refused, not waited on. */
-    hcr_status so = hcr_fopen_regular(path, &f);
-    if (so != HCR_OK) return hcr_fail_prefix(so, "%s", what);
+    hcr_status so = hcr__fopen_regular(path, &f);
+    if (so != HCR_OK) return hcr__fail_prefix(so, "%s", what);
     char *buf = malloc(MAPPING_MAX_BYTES + 1);
     if (!buf) {
         fclose(f);
-        return hcr_fail(HCR_ENOMEM, "out of memory reading %s", path);
+        return hcr__fail(HCR_ENOMEM, "out of memory reading %s", path);
     }
     size_t k = fread(buf, 1, MAPPING_MAX_BYTES + 1, f);
     int err = ferror(f);
     fclose(f);
     if (err) {
         free(buf);
-        return hcr_fail(HCR_EIO, "%s %s: read error", what, path);
+        return hcr__fail(HCR_EIO, "%s %s: read error", what, path);
     }
     if (k > MAPPING_MAX_BYTES) {
         free(buf);
-        return hcr_fail(HCR_EFORMAT, "%s %s: larger than %d bytes", what, path, MAPPING_MAX_BYTES);
+        return hcr__fail(HCR_EFORMAT, "%s %s: larger than %d bytes", what, path, MAPPING_MAX_BYTES);
     }
     if (memchr(buf, '\0', k)) {
         free(buf);
-        return hcr_fail(HCR_EFORMAT, "%s %s: not a text file (it holds a NUL byte)", what, path);
+        return hcr__fail(HCR_EFORMAT, "%s %s: not a text file (it holds a NUL byte)", what, path);
     }
     buf[k] = '\0';
     *out = buf;
@@ -317,7 +252,7 @@ hcr_status dataset_parse_mapping(const char *path, char ***names_out, int *n_out
         errno = 0;
         long label = strtol(p, &end, 10);
         if (end == p || errno || (*end != ' ' && *end != '\t')) {
-            s = hcr_fail(HCR_EFORMAT, "mapping file %s, line %d: expected \"<label> <character code>\", "
+            s = hcr__fail(HCR_EFORMAT, "mapping file %s, line %d: expected \"<label> <character code>\", "
                                       "got '%.40s'", path, lineno, line);
             goto done;
         }
@@ -325,28 +260,28 @@ hcr_status dataset_parse_mapping(const char *path, char ***names_out, int *n_out
         errno = 0;
         long code = strtol(p, &end, 10);
         if (end == p || errno) {
-            s = hcr_fail(HCR_EFORMAT, "mapping file %s, line %d: no character code after label %ld",
+            s = hcr__fail(HCR_EFORMAT, "mapping file %s, line %d: no character code after label %ld",
                          path, lineno, label);
             goto done;
         }
         for (p = end; *p; p++) /* further codes (letters' lower case) must be numbers too */
             if (!(*p == ' ' || *p == '\t' || (*p >= '0' && *p <= '9'))) {
-                s = hcr_fail(HCR_EFORMAT, "mapping file %s, line %d: unexpected '%c'", path, lineno, *p);
+                s = hcr__fail(HCR_EFORMAT, "mapping file %s, line %d: unexpected '%c'", path, lineno, *p);
                 goto done;
             }
         if (label < 0 || label >= MAX_CLASSES) {
-            s = hcr_fail(HCR_EFORMAT, "mapping file %s, line %d: label %ld is outside 0..%d", path,
+            s = hcr__fail(HCR_EFORMAT, "mapping file %s, line %d: label %ld is outside 0..%d", path,
                          lineno, label, MAX_CLASSES - 1);
             goto done;
         }
         if (seen[label]) {
-            s = hcr_fail(HCR_EFORMAT, "mapping file %s, line %d: label %ld appears twice", path,
+            s = hcr__fail(HCR_EFORMAT, "mapping file %s, line %d: label %ld appears twice", path,
                          lineno, label);
             goto done;
         }
         char tmp[5];
         if (!utf8_encode(code, tmp)) {
-            s = hcr_fail(HCR_EFORMAT, "mapping file %s, line %d: %ld is not a printable character code",
+            s = hcr__fail(HCR_EFORMAT, "mapping file %s, line %d: %ld is not a printable character code",
                          path, lineno, code);
             goto done;
         }
@@ -357,36 +292,36 @@ hcr_status dataset_parse_mapping(const char *path, char ***names_out, int *n_out
         if (label > hi) hi = (int)label;
     }
     if (count == 0) {
-        s = hcr_fail(HCR_EFORMAT, "mapping file %s: no classes in it", path);
+        s = hcr__fail(HCR_EFORMAT, "mapping file %s: no classes in it", path);
         goto done;
     }
     if (lo > 1) {
-        s = hcr_fail(HCR_EFORMAT, "mapping file %s: labels start at %d (expected 0 or 1)", path, lo);
+        s = hcr__fail(HCR_EFORMAT, "mapping file %s: labels start at %d (expected 0 or 1)", path, lo);
         goto done;
     }
     for (int l = lo; l <= hi; l++)
         if (!seen[l]) {
-            s = hcr_fail(HCR_EFORMAT, "mapping file %s: label %d is missing (labels %d..%d must all "
+            s = hcr__fail(HCR_EFORMAT, "mapping file %s: label %d is missing (labels %d..%d must all "
                                       "be there)", path, l, lo, hi);
             goto done;
         }
     int n = hi - lo + 1;
     char **names = calloc((size_t)n, sizeof *names);
     if (!names) {
-        s = hcr_fail(HCR_ENOMEM, "out of memory for class names");
+        s = hcr__fail(HCR_ENOMEM, "out of memory for class names");
         goto done;
     }
     for (int i = 0; i < n; i++) {
         char tmp[5];
         utf8_encode(codes[lo + i], tmp);
-        if (!(names[i] = hcr_strdup(tmp))) {
+        if (!(names[i] = hcr__strdup(tmp))) {
             free_names(names, n);
-            s = hcr_fail(HCR_ENOMEM, "out of memory for class names");
+            s = hcr__fail(HCR_ENOMEM, "out of memory for class names");
             goto done;
         }
         for (int j = 0; j < i; j++)
             if (strcmp(names[i], names[j]) == 0) {
-                s = hcr_fail(HCR_EFORMAT, "mapping file %s: labels %d and %d are both '%s'", path,
+                s = hcr__fail(HCR_EFORMAT, "mapping file %s: labels %d and %d are both '%s'", path,
                              lo + j, lo + i, names[i]);
                 free_names(names, n);
                 goto done;
@@ -416,29 +351,29 @@ static hcr_status parse_classes_txt(const char *path, char ***names_out, int *n_
     n++;
     if (len == 0) {
         free(text);
-        return hcr_fail(HCR_EFORMAT, "class names file %s is empty", path);
+        return hcr__fail(HCR_EFORMAT, "class names file %s is empty", path);
     }
     if (n > 1000) {
         free(text);
-        return hcr_fail(HCR_EFORMAT, "class names file %s: %d lines, at most 1000 classes", path, n);
+        return hcr__fail(HCR_EFORMAT, "class names file %s: %d lines, at most 1000 classes", path, n);
     }
     char **names = calloc((size_t)n, sizeof *names);
     if (!names) {
         free(text);
-        return hcr_fail(HCR_ENOMEM, "out of memory for class names");
+        return hcr__fail(HCR_ENOMEM, "out of memory for class names");
     }
     char *line = text;
     for (int i = 0; i < n; i++) {
         char *nl = strchr(line, '\n');
         if (nl) *nl = '\0';
         line[strcspn(line, "\r")] = '\0';
-        const char *why = bad_name(line);
+        const char *why = hcr__class_name_problem(line);
         if (why) {
-            s = hcr_fail(HCR_EFORMAT, "class names file %s, line %d: %s", path, i + 1, why);
+            s = hcr__fail(HCR_EFORMAT, "class names file %s, line %d: %s", path, i + 1, why);
             break;
         }
-        if (!(names[i] = hcr_strdup(line))) {
-            s = hcr_fail(HCR_ENOMEM, "out of memory for class names");
+        if (!(names[i] = hcr__strdup(line))) {
+            s = hcr__fail(HCR_ENOMEM, "out of memory for class names");
             break;
         }
         line = nl ? nl + 1 : line + strlen(line);
@@ -461,7 +396,7 @@ static hcr_status transpose_images(hcr_dataset *ds)
     const int r = ds->rows, c = ds->cols;
     const size_t px = (size_t)r * (size_t)c;
     uint8_t *tmp = malloc(px);
-    if (!tmp) return hcr_fail(HCR_ENOMEM, "out of memory");
+    if (!tmp) return hcr__fail(HCR_ENOMEM, "out of memory");
     for (int i = 0; i < ds->count; i++) {
         uint8_t *img = ds->pixels + (size_t)i * px;
         /* stored[x][y] (c rows of r) is pixel (y, x) of an r x c image */
@@ -478,7 +413,7 @@ static hcr_status check_labels(const hcr_dataset *ds, int n, const char *what)
 {
     for (int i = 0; i < ds->count; i++)
         if (ds->labels[i] >= n)
-            return hcr_fail(HCR_EFORMAT, "%s: image %d has label %d, but there are only %d classes "
+            return hcr__fail(HCR_EFORMAT, "%s: image %d has label %d, but there are only %d classes "
                                          "(0..%d)", what, i, ds->labels[i], n, n - 1);
     return HCR_OK;
 }
@@ -490,9 +425,9 @@ static hcr_status load_emnist(const hcr_dataset_info *d, const char *dir, bool t
     char prefix[64], mapping[PATH_SIZE];
     snprintf(prefix, sizeof prefix, "emnist-%s-%s", split, train ? "train" : "test");
     int k = snprintf(mapping, sizeof mapping, "%s/emnist-%s-mapping.txt", dir, split);
-    if (k < 0 || (size_t)k >= sizeof mapping) return hcr_fail(HCR_EINVAL, "path too long: %.200s", dir);
+    if (k < 0 || (size_t)k >= sizeof mapping) return hcr__fail(HCR_EINVAL, "path too long: %.200s", dir);
     if (!exists(mapping))
-        return hcr_fail(HCR_EIO, "%s is missing: EMNIST's class names come from the mapping file "
+        return hcr__fail(HCR_EIO, "%s is missing: EMNIST's class names come from the mapping file "
                                  "in NIST's archive (gzip/emnist-%s-mapping.txt); "
                                  "run 'hcr data fetch %s' or put it in %s",
                         mapping, split, d->name, dir);
@@ -502,19 +437,19 @@ static hcr_status load_emnist(const hcr_dataset_info *d, const char *dir, bool t
     if (s != HCR_OK) return s;
     hcr_dataset *ds = NULL;
     if (n != d->num_classes) {
-        s = hcr_fail(HCR_EFORMAT, "mapping file %s lists %d classes, but %s has %d", mapping, n,
+        s = hcr__fail(HCR_EFORMAT, "mapping file %s lists %d classes, but %s has %d", mapping, n,
                      d->name, d->num_classes);
         goto fail;
     }
     if ((s = hcr_dataset_load_dir(dir, prefix, &ds)) != HCR_OK) goto fail;
     if (ds->rows != ds->cols) {
-        s = hcr_fail(HCR_EFORMAT, "%s images in %s are %dx%d: EMNIST's are square", prefix, dir,
+        s = hcr__fail(HCR_EFORMAT, "%s images in %s are %dx%d: EMNIST's are square", prefix, dir,
                      ds->rows, ds->cols);
         goto fail;
     }
     for (int i = 0; i < ds->count; i++) {
         if (ds->labels[i] < first || ds->labels[i] - first >= n) {
-            s = hcr_fail(HCR_EFORMAT, "%s labels in %s: image %d has label %d, which the mapping "
+            s = hcr__fail(HCR_EFORMAT, "%s labels in %s: image %d has label %d, which the mapping "
                                       "file does not list (labels %d..%d)",
                          prefix, dir, i, ds->labels[i], first, first + n - 1);
             goto fail;
@@ -534,8 +469,8 @@ fail:
 
 static hcr_status load_idx_dir(const char *dir, bool train, hcr_dataset **out)
 {
-    if (!*dir) return hcr_fail(HCR_EINVAL, "idx: needs a folder (idx:DIR)");
-    if (!is_dir(dir)) return hcr_fail(HCR_EIO, "idx:%s: %s", dir, errno ? strerror(errno) : "not a folder");
+    if (!*dir) return hcr__fail(HCR_EINVAL, "idx: needs a folder (idx:DIR)");
+    if (!is_dir(dir)) return hcr__fail(HCR_EIO, "idx:%s: %s", dir, errno ? strerror(errno) : "not a folder");
     hcr_dataset *ds = NULL;
     hcr_status s;
     if (train) {
@@ -549,7 +484,7 @@ static hcr_status load_idx_dir(const char *dir, bool train, hcr_dataset **out)
             s = hcr_dataset_load_dir(dir, "test", &ds);
             if (s == HCR_EIO) {
                 snprintf(second, sizeof second, "%s", hcr_last_error());
-                s = hcr_fail(HCR_EIO, "%s; and %s", first, second);
+                s = hcr__fail(HCR_EIO, "%s; and %s", first, second);
             }
         }
     }
@@ -562,7 +497,7 @@ static hcr_status load_idx_dir(const char *dir, bool train, hcr_dataset **out)
         if ((s = parse_classes_txt(path, &names, &n)) != HCR_OK) goto fail;
         if (n < 2) {
             free_names(names, n);
-            s = hcr_fail(HCR_EFORMAT, "class names file %s: one class; a classifier needs at least 2",
+            s = hcr__fail(HCR_EFORMAT, "class names file %s: one class; a classifier needs at least 2",
                          path);
             goto fail;
         }
@@ -580,19 +515,19 @@ fail:
 
 hcr_status hcr_dataset_load(const char *name, const char *dir, const char *split, hcr_dataset **out)
 {
-    if (!out) return hcr_fail(HCR_EINVAL, "hcr_dataset_load: out is NULL");
+    if (!out) return hcr__fail(HCR_EINVAL, "hcr_dataset_load: out is NULL");
     *out = NULL;
-    if (!name || !split) return hcr_fail(HCR_EINVAL, "hcr_dataset_load: name or split is NULL");
+    if (!name || !split) return hcr__fail(HCR_EINVAL, "hcr_dataset_load: name or split is NULL");
     bool train = strcmp(split, "train") == 0;
     if (!train && strcmp(split, "test") != 0 && strcmp(split, "t10k") != 0)
-        return hcr_fail(HCR_EINVAL, "unknown split '%s' (train or test)", split);
+        return hcr__fail(HCR_EINVAL, "unknown split '%s' (train or test)", split);
     if (strncmp(name, "idx:", 4) == 0) return load_idx_dir(name + 4, train, out);
 
     const hcr_dataset_info *d = hcr_dataset_find(name);
     if (!d) {
         char list[512];
         dataset_known_list(list, sizeof list);
-        return hcr_fail(HCR_EINVAL, "unknown dataset '%s' (known: %s, or idx:DIR for a folder of "
+        return hcr__fail(HCR_EINVAL, "unknown dataset '%s' (known: %s, or idx:DIR for a folder of "
                                     "IDX files)", name, list);
     }
     char where[PATH_SIZE];
@@ -618,7 +553,7 @@ hcr_status hcr_dataset_load(const char *name, const char *dir, const char *split
             const char *want_l = dataset_file_sha256(d->name, f);
             if ((want_i && strcmp(want_i, ds->images_sha256)) ||
                 (want_l && strcmp(want_l, ds->labels_sha256)))
-                s = hcr_fail(HCR_ECHECKSUM, "%s in %s: the %s files are not the published ones "
+                s = hcr__fail(HCR_ECHECKSUM, "%s in %s: the %s files are not the published ones "
                                             "(SHA-256 differs); run 'hcr data fetch %s'",
                              d->name, where, pre, d->name);
         }

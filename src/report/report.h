@@ -1,11 +1,12 @@
 /*
  * report.h - helpers of the report writer (report.c) that the tests reach
- * directly; the public entry point is hcr_report_write in hcr.h.
+ * directly; the public entry point is hcr_report_write in hcr_report.h.
  */
-#ifndef HCR_REPORT_H
-#define HCR_REPORT_H
+#ifndef HCR_REPORT_INTERNAL_H
+#define HCR_REPORT_INTERNAL_H
 
-#include "internal.h"
+#include "core/internal.h"
+#include "hcr_report.h"
 
 /* Add n predictions to a k x k confusion matrix, [true * k + predicted].
  * Labels or predictions outside [0, k) are skipped. */

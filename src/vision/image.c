@@ -12,8 +12,8 @@
  * for touching characters, the part of them on one side of a cut),
  * rendered to 28x28 by render_char().
  */
-#include "image.h"
-#include "internal.h"
+#include "vision/image.h"
+#include "core/internal.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -76,7 +76,7 @@ static hcr_status read_all(const char *path, uint8_t **data, size_t *len)
      * once); standard input may be a pipe. */
     FILE *f = stdin;
     if (!is_stdin) {
-        hcr_status so = hcr_fopen_regular(path, &f);
+        hcr_status so = hcr__fopen_regular(path, &f);
         if (so != HCR_OK) return so;
     }
     size_t cap = 0, n = 0;
@@ -85,7 +85,7 @@ static hcr_status read_all(const char *path, uint8_t **data, size_t *len)
     for (;;) {
         if (n == cap) {
             if (cap > (size_t)HCR_IMAGE_MAX_BYTES) {
-                s = hcr_fail(HCR_EFORMAT, "'%s' is larger than %ld bytes, the limit for an image",
+                s = hcr__fail(HCR_EFORMAT, "'%s' is larger than %ld bytes, the limit for an image",
                              name, (long)HCR_IMAGE_MAX_BYTES);
                 break;
             }
@@ -93,7 +93,7 @@ static hcr_status read_all(const char *path, uint8_t **data, size_t *len)
             if (ncap > (size_t)HCR_IMAGE_MAX_BYTES + 1) ncap = (size_t)HCR_IMAGE_MAX_BYTES + 1;
             uint8_t *nb = realloc(buf, ncap);
             if (!nb) {
-                s = hcr_fail(HCR_ENOMEM, "out of memory reading '%s'", name);
+                s = hcr__fail(HCR_ENOMEM, "out of memory reading '%s'", name);
                 break;
             }
             buf = nb;
@@ -102,7 +102,7 @@ static hcr_status read_all(const char *path, uint8_t **data, size_t *len)
         size_t r = fread(buf + n, 1, cap - n, f);
         n += r;
         if (r == 0) {
-            if (ferror(f)) s = hcr_fail(HCR_EIO, "cannot read '%s': %s", name, strerror(errno));
+            if (ferror(f)) s = hcr__fail(HCR_EIO, "cannot read '%s': %s", name, strerror(errno));
             break;
         }
     }
@@ -118,7 +118,7 @@ static hcr_status read_all(const char *path, uint8_t **data, size_t *len)
 
 hcr_status hcr_image_load(const char *path, hcr_image **out)
 {
-    if (!path || !out) return hcr_fail(HCR_EINVAL, "hcr_image_load: bad arguments");
+    if (!path || !out) return hcr__fail(HCR_EINVAL, "hcr_image_load: bad arguments");
     *out = NULL;
     uint8_t *data = NULL;
     size_t len = 0;
@@ -134,7 +134,7 @@ static hcr_status image_alloc(int w, int h, hcr_image **out)
     hcr_image *img = calloc(1, sizeof *img);
     if (!img || !(img->pixels = malloc((size_t)w * h))) {
         free(img);
-        return hcr_fail(HCR_ENOMEM, "out of memory for a %dx%d image", w, h);
+        return hcr__fail(HCR_ENOMEM, "out of memory for a %dx%d image", w, h);
     }
     img->width = w;
     img->height = h;
@@ -201,12 +201,12 @@ int pnm_header_ok(const uint8_t *b, size_t len)
 
 hcr_status hcr_image_load_memory(const void *data, size_t len, const char *name, hcr_image **out)
 {
-    if (!out || (!data && len)) return hcr_fail(HCR_EINVAL, "hcr_image_load_memory: bad arguments");
+    if (!out || (!data && len)) return hcr__fail(HCR_EINVAL, "hcr_image_load_memory: bad arguments");
     *out = NULL;
     if (!name) name = "image";
-    if (len == 0) return hcr_fail(HCR_EFORMAT, "'%s' is empty", name);
+    if (len == 0) return hcr__fail(HCR_EFORMAT, "'%s' is empty", name);
     if (len > (size_t)HCR_IMAGE_MAX_BYTES)
-        return hcr_fail(HCR_EFORMAT, "'%s' is larger than %ld bytes, the limit for an image", name,
+        return hcr__fail(HCR_EFORMAT, "'%s' is larger than %ld bytes, the limit for an image", name,
                         (long)HCR_IMAGE_MAX_BYTES);
     int w, h, n;
     const uint8_t *b = data;
@@ -215,17 +215,17 @@ hcr_status hcr_image_load_memory(const void *data, size_t len, const char *name,
         uint32_t pw = (uint32_t)b[16] << 24 | (uint32_t)b[17] << 16 | (uint32_t)b[18] << 8 | b[19];
         uint32_t ph = (uint32_t)b[20] << 24 | (uint32_t)b[21] << 16 | (uint32_t)b[22] << 8 | b[23];
         if ((uint64_t)pw * ph > (uint64_t)HCR_IMAGE_MAX_PIXELS)
-            return hcr_fail(HCR_EFORMAT,
+            return hcr__fail(HCR_EFORMAT,
                             "'%s' is %ux%u pixels, more than the limit of %ld pixels (50 megapixels)",
                             name, pw, ph, (long)HCR_IMAGE_MAX_PIXELS);
-        if (pw == 0 || ph == 0) return hcr_fail(HCR_EFORMAT, "'%s' has zero size (%ux%u)", name, pw, ph);
+        if (pw == 0 || ph == 0) return hcr__fail(HCR_EFORMAT, "'%s' has zero size (%ux%u)", name, pw, ph);
         /* stb_image grows its buffer to a chunk's claimed length before
          * reading the chunk (up to 1 GiB for a file of a few bytes): every
          * chunk up to IEND must fit in the file. */
         for (size_t off = 8; off + 8 <= len;) {
             uint32_t cl = (uint32_t)b[off] << 24 | (uint32_t)b[off + 1] << 16 | (uint32_t)b[off + 2] << 8 | b[off + 3];
             if (cl > len - off - 8)
-                return hcr_fail(HCR_EFORMAT,
+                return hcr__fail(HCR_EFORMAT,
                                 "'%s' is corrupt or truncated: the PNG chunk at byte %zu claims %u bytes, "
                                 "more than the %zu left",
                                 name, off, cl, len - off - 8);
@@ -234,25 +234,25 @@ hcr_status hcr_image_load_memory(const void *data, size_t len, const char *name,
         }
     }
     if (!jpeg_huffman_ok(b, len))
-        return hcr_fail(HCR_EFORMAT, "'%s' is corrupt: a JPEG Huffman table has more than 256 codes", name);
+        return hcr__fail(HCR_EFORMAT, "'%s' is corrupt: a JPEG Huffman table has more than 256 codes", name);
     if (!pnm_header_ok(b, len))
-        return hcr_fail(HCR_EFORMAT, "'%s' is corrupt: a number in its PGM/PPM header is too large", name);
+        return hcr__fail(HCR_EFORMAT, "'%s' is corrupt: a number in its PGM/PPM header is too large", name);
     if (!stbi_info_from_memory(data, (int)len, &w, &h, &n))
-        return hcr_fail(HCR_EFORMAT,
+        return hcr__fail(HCR_EFORMAT,
                         "'%s' is not an image hcr can read (PNG, JPEG, BMP, GIF, PGM/PPM): %s", name,
                         stbi_failure_reason());
-    if (w <= 0 || h <= 0) return hcr_fail(HCR_EFORMAT, "'%s' has zero size (%dx%d)", name, w, h);
+    if (w <= 0 || h <= 0) return hcr__fail(HCR_EFORMAT, "'%s' has zero size (%dx%d)", name, w, h);
     if ((long long)w * h > HCR_IMAGE_MAX_PIXELS)
-        return hcr_fail(HCR_EFORMAT,
+        return hcr__fail(HCR_EFORMAT,
                         "'%s' is %dx%d pixels, more than the limit of %ld pixels (50 megapixels)",
                         name, w, h, (long)HCR_IMAGE_MAX_PIXELS);
     int w2, h2, n2;
     uint8_t *px = stbi_load_from_memory(data, (int)len, &w2, &h2, &n2, 0);
     if (!px)
-        return hcr_fail(HCR_EFORMAT, "'%s' is corrupt or truncated: %s", name, stbi_failure_reason());
+        return hcr__fail(HCR_EFORMAT, "'%s' is corrupt or truncated: %s", name, stbi_failure_reason());
     if (w2 != w || h2 != h || n2 < 1 || n2 > 4) {
         stbi_image_free(px);
-        return hcr_fail(HCR_EFORMAT, "'%s': the image data does not match its header", name);
+        return hcr__fail(HCR_EFORMAT, "'%s': the image data does not match its header", name);
     }
     hcr_image *img = NULL;
     hcr_status s = image_alloc(w, h, &img);
@@ -293,7 +293,7 @@ hcr_status hcr_image_from_grey(int width, int height, const uint8_t *pixels, hcr
 {
     if (!out || !pixels || width <= 0 || height <= 0 ||
         (long long)width * height > HCR_IMAGE_MAX_PIXELS)
-        return hcr_fail(HCR_EINVAL, "hcr_image_from_grey: bad arguments (%dx%d)", width, height);
+        return hcr__fail(HCR_EINVAL, "hcr_image_from_grey: bad arguments (%dx%d)", width, height);
     hcr_status s = image_alloc(width, height, out);
     if (s) return s;
     memcpy((*out)->pixels, pixels, (size_t)width * height);
@@ -310,14 +310,14 @@ void hcr_image_free(hcr_image *img)
 hcr_status hcr_image_write(const char *path, int width, int height, const uint8_t *pixels)
 {
     if (!path || !pixels || width <= 0 || height <= 0)
-        return hcr_fail(HCR_EINVAL, "hcr_image_write: bad arguments");
+        return hcr__fail(HCR_EINVAL, "hcr_image_write: bad arguments");
     const char *dot = strrchr(path, '.');
     int ok;
     if (dot && (!strcasecmp(dot, ".jpg") || !strcasecmp(dot, ".jpeg")))
         ok = stbi_write_jpg(path, width, height, 1, pixels, 95);
     else
         ok = stbi_write_png(path, width, height, 1, pixels, width);
-    if (!ok) return hcr_fail(HCR_EIO, "cannot write '%s'", path);
+    if (!ok) return hcr__fail(HCR_EIO, "cannot write '%s'", path);
     return HCR_OK;
 }
 
@@ -381,7 +381,7 @@ static hcr_status label_components(ink_map *k, const uint8_t *mask)
     const int w = k->w, h = k->h;
     int cap = 1024, n = 0;
     int *parent = malloc(sizeof *parent * cap);
-    if (!parent) return hcr_fail(HCR_ENOMEM, "out of memory labelling ink");
+    if (!parent) return hcr__fail(HCR_ENOMEM, "out of memory labelling ink");
     parent[0] = 0;
     n = 1;
     for (int y = 0; y < h; y++) {
@@ -403,12 +403,12 @@ static hcr_status label_components(ink_map *k, const uint8_t *mask)
                 if (n == cap) {
                     if (cap > INT_MAX / 2) {
                         free(parent);
-                        return hcr_fail(HCR_ENOMEM, "too many pieces of ink");
+                        return hcr__fail(HCR_ENOMEM, "too many pieces of ink");
                     }
                     int *np = realloc(parent, sizeof *np * (size_t)cap * 2);
                     if (!np) {
                         free(parent);
-                        return hcr_fail(HCR_ENOMEM, "out of memory labelling ink");
+                        return hcr__fail(HCR_ENOMEM, "out of memory labelling ink");
                     }
                     parent = np;
                     cap *= 2;
@@ -434,7 +434,7 @@ static hcr_status label_components(ink_map *k, const uint8_t *mask)
     int *map = calloc((size_t)n, sizeof *map);
     if (!map) {
         free(parent);
-        return hcr_fail(HCR_ENOMEM, "out of memory labelling ink");
+        return hcr__fail(HCR_ENOMEM, "out of memory labelling ink");
     }
     int nc = 0;
     for (int i = 1; i < n; i++) {
@@ -446,7 +446,7 @@ static hcr_status label_components(ink_map *k, const uint8_t *mask)
     if (!k->comps) {
         free(map);
         free(parent);
-        return hcr_fail(HCR_ENOMEM, "out of memory labelling ink");
+        return hcr__fail(HCR_ENOMEM, "out of memory labelling ink");
     }
     k->ncomp = nc;
     for (int c = 1; c <= nc; c++) {
@@ -487,7 +487,7 @@ hcr_status ink_prepare(const hcr_image *img, ink_map *k)
 {
     memset(k, 0, sizeof *k);
     if (!img || !img->pixels || img->width <= 0 || img->height <= 0)
-        return hcr_fail(HCR_EINVAL, "no image");
+        return hcr__fail(HCR_EINVAL, "no image");
     /* Working resolution. */
     long long np0 = (long long)img->width * img->height;
     int f = 1;
@@ -503,7 +503,7 @@ hcr_status ink_prepare(const hcr_image *img, ink_map *k)
     k->lab = malloc(np * sizeof *k->lab);
     hcr_status s = HCR_OK;
     if (!g || !k->v || !k->lab) {
-        s = hcr_fail(HCR_ENOMEM, "out of memory preprocessing a %dx%d image", w, h);
+        s = hcr__fail(HCR_ENOMEM, "out of memory preprocessing a %dx%d image", w, h);
         goto done;
     }
     for (int y = 0; y < h; y++)
@@ -531,7 +531,7 @@ hcr_status ink_prepare(const hcr_image *img, ink_map *k)
     const int gw = (w + B - 1) / B, gh = (h + B - 1) / B;
     bgrid = malloc(sizeof *bgrid * 2 * (size_t)gw * gh);
     if (!bgrid) {
-        s = hcr_fail(HCR_ENOMEM, "out of memory preprocessing");
+        s = hcr__fail(HCR_ENOMEM, "out of memory preprocessing");
         goto done;
     }
     float *pct = bgrid + (size_t)gw * gh;
@@ -581,7 +581,7 @@ hcr_status ink_prepare(const hcr_image *img, ink_map *k)
         if (hi < MIN_CONTRAST && mx >= 2 * MIN_CONTRAST) hi = mx; /* very little ink */
     }
     if (hi < MIN_CONTRAST) {
-        s = hcr_fail(HCR_EFORMAT, "no ink found: the image is blank or has too little contrast");
+        s = hcr__fail(HCR_EFORMAT, "no ink found: the image is blank or has too little contrast");
         goto done;
     }
     int t = otsu(fh, (long)np);
@@ -598,7 +598,7 @@ hcr_status ink_prepare(const hcr_image *img, ink_map *k)
     if (level <= lo + 1) level = (int)lo + 2;
     mask = malloc(np);
     if (!mask) {
-        s = hcr_fail(HCR_ENOMEM, "out of memory preprocessing");
+        s = hcr__fail(HCR_ENOMEM, "out of memory preprocessing");
         goto done;
     }
     for (size_t i = 0; i < np; i++) {
@@ -610,7 +610,7 @@ hcr_status ink_prepare(const hcr_image *img, ink_map *k)
     s = label_components(k, mask);
     if (s) goto done;
     if (k->ncomp == 0) {
-        s = hcr_fail(HCR_EFORMAT, "no ink found: the image is blank or has too little contrast");
+        s = hcr__fail(HCR_EFORMAT, "no ink found: the image is blank or has too little contrast");
         goto done;
     }
     long amax = 0;
@@ -706,7 +706,7 @@ static hcr_status to_28(const float *buf, int w, int h, uint8_t out[28 * 28])
     if (ow < 1) ow = 1;
     if (oh < 1) oh = 1;
     float *tmp = malloc(sizeof *tmp * ((size_t)ow * ch + (size_t)ow * oh));
-    if (!tmp) return hcr_fail(HCR_ENOMEM, "out of memory scaling a character");
+    if (!tmp) return hcr__fail(HCR_ENOMEM, "out of memory scaling a character");
     float *small = tmp + (size_t)ow * ch;
     const float *src = buf + (size_t)y0 * w + x0;
     area_1d(src, cw, 1, w, ch, tmp, ow, 1, ow);      /* rows    */
@@ -737,7 +737,7 @@ static hcr_status to_28(const float *buf, int w, int h, uint8_t out[28 * 28])
 static hcr_status dilate(float *buf, int w, int h, int r)
 {
     float *line = malloc(sizeof *line * (size_t)(w > h ? w : h));
-    if (!line) return hcr_fail(HCR_ENOMEM, "out of memory");
+    if (!line) return hcr__fail(HCR_ENOMEM, "out of memory");
     for (int y = 0; y < h; y++) {
         float *row = buf + (size_t)y * w;
         memcpy(line, row, sizeof *line * w);
@@ -838,7 +838,7 @@ hcr_status render_char(const ink_map *k, const int *group, const ink_sel *sel, u
     const int w = k->w;
     int b[4];
     const long area = sel_box(k, group, sel, b);
-    if (area == 0) return hcr_fail(HCR_EFORMAT, "no ink found in the character");
+    if (area == 0) return hcr__fail(HCR_EFORMAT, "no ink found in the character");
     const int x0 = b[0], y0 = b[1], x1 = b[2], y1 = b[3], bw = x1 - x0, bh = y1 - y0;
     /* Thicken thin strokes so they come out about as wide as MNIST's after
      * scaling. */
@@ -862,7 +862,7 @@ hcr_status render_char(const ink_map *k, const int *group, const ink_sel *sel, u
     if (!own || !buf) {
         free(own);
         free(buf);
-        return hcr_fail(HCR_ENOMEM, "out of memory rendering a character");
+        return hcr__fail(HCR_ENOMEM, "out of memory rendering a character");
     }
     uint16_t *oth = own + (size_t)rw * rh;
     for (int y = ry0; y < ry1; y++)
@@ -895,14 +895,14 @@ hcr_status render_char(const ink_map *k, const int *group, const ink_sel *sel, u
 
 hcr_status hcr_image_to_mnist(const hcr_image *img, uint8_t out[28 * 28], hcr_ink_info *info)
 {
-    if (!img || !out) return hcr_fail(HCR_EINVAL, "hcr_image_to_mnist: bad arguments");
+    if (!img || !out) return hcr__fail(HCR_EINVAL, "hcr_image_to_mnist: bad arguments");
     ink_map k;
     hcr_status s = ink_prepare(img, &k);
     if (s) return s;
     int *group = malloc(sizeof *group * ((size_t)k.ncomp + 1));
     if (!group) {
         ink_free(&k);
-        return hcr_fail(HCR_ENOMEM, "out of memory");
+        return hcr__fail(HCR_ENOMEM, "out of memory");
     }
     group[0] = -1;
     for (int c = 1; c <= k.ncomp; c++) group[c] = k.comps[c].keep ? 0 : -1;
@@ -1048,7 +1048,7 @@ static hcr_status cut_seg(const ink_map *k, const int *group, const seg *s, cons
         free(a->cut);
         free(b->cut);
         a->cut = b->cut = NULL;
-        return hcr_fail(HCR_ENOMEM, "out of memory splitting characters");
+        return hcr__fail(HCR_ENOMEM, "out of memory splitting characters");
     }
     for (int y = 0; y < h; y++) {
         const int lo = s->sel.lo ? s->sel.lo[y] : s->sel.xa, hi = s->sel.lo ? s->sel.hi[y] : s->sel.xb;
@@ -1093,7 +1093,7 @@ static int try_split(hcr_model *m, const ink_map *k, const int *group, const seg
     signed char *mv = malloc((size_t)bh * (2 * B + 1));
     int found = 0;
     if (!px || !pr || !paths || !cross || !D || !mv) {
-        *err = hcr_fail(HCR_ENOMEM, "out of memory splitting characters");
+        *err = hcr__fail(HCR_ENOMEM, "out of memory splitting characters");
         goto done;
     }
     int sb[4];
@@ -1169,7 +1169,7 @@ static hcr_status join_fragments(hcr_model *m, const ink_map *k, int *group, seg
     float *pr = malloc(sizeof *pr * 4 * (size_t)nc);
     hcr_status s = HCR_OK;
     if (!area || !tg || !px || !pr) {
-        s = hcr_fail(HCR_ENOMEM, "out of memory reading a line");
+        s = hcr__fail(HCR_ENOMEM, "out of memory reading a line");
         goto done;
     }
     {
@@ -1255,10 +1255,10 @@ done:
 
 hcr_status hcr_read_line(hcr_model *m, const hcr_image *img, hcr_line *out)
 {
-    if (!m || !img || !out) return hcr_fail(HCR_EINVAL, "hcr_read_line: bad arguments");
+    if (!m || !img || !out) return hcr__fail(HCR_EINVAL, "hcr_read_line: bad arguments");
     memset(out, 0, sizeof *out);
     if (hcr_model_input_rows(m) != 28 || hcr_model_input_cols(m) != 28)
-        return hcr_fail(HCR_EINVAL, "the model takes %dx%d images; reading needs 28x28",
+        return hcr__fail(HCR_EINVAL, "the model takes %dx%d images; reading needs 28x28",
                         hcr_model_input_rows(m), hcr_model_input_cols(m));
     const int nc = hcr_model_num_classes(m);
     ink_map k;
@@ -1270,7 +1270,7 @@ hcr_status hcr_read_line(hcr_model *m, const hcr_image *img, hcr_line *out)
     float *pr = NULL;
     int n = 0;
     if (!group || !segs) {
-        s = hcr_fail(HCR_ENOMEM, "out of memory reading a line");
+        s = hcr__fail(HCR_ENOMEM, "out of memory reading a line");
         goto done;
     }
     group[0] = -1;
@@ -1282,7 +1282,7 @@ hcr_status hcr_read_line(hcr_model *m, const hcr_image *img, hcr_line *out)
         n++;
     }
     if (n > 1000) {
-        s = hcr_fail(HCR_EFORMAT, "%d separate pieces of ink: this does not look like a line of characters", n);
+        s = hcr__fail(HCR_EFORMAT, "%d separate pieces of ink: this does not look like a line of characters", n);
         goto done;
     }
     /* Line height: the tallest piece. */
@@ -1319,7 +1319,7 @@ hcr_status hcr_read_line(hcr_model *m, const hcr_image *img, hcr_line *out)
         if (!ns) {
             free(a.cut);
             free(b.cut);
-            s = hcr_fail(HCR_ENOMEM, "out of memory reading a line");
+            s = hcr__fail(HCR_ENOMEM, "out of memory reading a line");
             goto done;
         }
         segs = ns;
@@ -1334,7 +1334,7 @@ hcr_status hcr_read_line(hcr_model *m, const hcr_image *img, hcr_line *out)
     pr = malloc(sizeof *pr * ((size_t)n * nc + 1));
     out->chars = calloc((size_t)n + 1, sizeof *out->chars);
     if (!px || !pr || !out->chars) {
-        s = hcr_fail(HCR_ENOMEM, "out of memory reading a line");
+        s = hcr__fail(HCR_ENOMEM, "out of memory reading a line");
         goto done;
     }
     for (int i = 0; i < n; i++) {
@@ -1353,7 +1353,7 @@ hcr_status hcr_read_line(hcr_model *m, const hcr_image *img, hcr_line *out)
         hcr_char *ch = &out->chars[i];
         ch->probs = malloc(sizeof *ch->probs * nc);
         if (!ch->probs) {
-            s = hcr_fail(HCR_ENOMEM, "out of memory reading a line");
+            s = hcr__fail(HCR_ENOMEM, "out of memory reading a line");
             goto done;
         }
         out->count = i + 1;
@@ -1367,7 +1367,7 @@ hcr_status hcr_read_line(hcr_model *m, const hcr_image *img, hcr_line *out)
     out->count = n;
     out->text = malloc(tl);
     if (!out->text) {
-        s = hcr_fail(HCR_ENOMEM, "out of memory reading a line");
+        s = hcr__fail(HCR_ENOMEM, "out of memory reading a line");
         goto done;
     }
     out->text[0] = '\0';
@@ -1421,7 +1421,7 @@ hcr_status hcr_compose_number(const hcr_dataset *digits, int ndigits, int touchi
     if (!digits || !out || !text || ndigits < 1 || ndigits > 64 || n < (size_t)ndigits + 1 ||
         digits->count < 1 || digits->rows < 4 || digits->cols < 4 || digits->rows > 256 ||
         digits->cols > 256 || (touching && ndigits < 2))
-        return hcr_fail(HCR_EINVAL, "hcr_compose_number: bad arguments");
+        return hcr__fail(HCR_EINVAL, "hcr_compose_number: bad arguments");
     *out = NULL;
     hcr_rng rng;
     hcr_rng_seed(&rng, seed);
@@ -1429,7 +1429,7 @@ hcr_status hcr_compose_number(const hcr_dataset *digits, int ndigits, int touchi
     glyph *gl = calloc((size_t)ndigits, sizeof *gl);
     float *canvas = NULL;
     hcr_status s = HCR_OK;
-    if (!gl) return hcr_fail(HCR_ENOMEM, "out of memory");
+    if (!gl) return hcr__fail(HCR_ENOMEM, "out of memory");
     int maxh = 0, sumw = 0;
     size_t tl = 0; /* length of the text so far */
     for (int d = 0; d < ndigits; d++) {
@@ -1438,7 +1438,7 @@ hcr_status hcr_compose_number(const hcr_dataset *digits, int ndigits, int touchi
         const char *nm = hcr_dataset_class_name(digits, digits->labels[idx]);
         const size_t nl = strlen(nm);
         if (tl + nl >= n) {
-            s = hcr_fail(HCR_EINVAL, "hcr_compose_number: the text does not fit %zu bytes", n);
+            s = hcr__fail(HCR_EINVAL, "hcr_compose_number: the text does not fit %zu bytes", n);
             goto done;
         }
         memcpy(text + tl, nm, nl);
@@ -1462,7 +1462,7 @@ hcr_status hcr_compose_number(const hcr_dataset *digits, int ndigits, int touchi
         gl[d].v = malloc(sizeof *gl[d].v * (size_t)gw * gh);
         if (!src || !gl[d].v) {
             free(src);
-            s = hcr_fail(HCR_ENOMEM, "out of memory");
+            s = hcr__fail(HCR_ENOMEM, "out of memory");
             goto done;
         }
         for (int y = 0; y < bh; y++)
@@ -1484,7 +1484,7 @@ hcr_status hcr_compose_number(const hcr_dataset *digits, int ndigits, int touchi
     const int base = M + 3 + maxh;
     canvas = calloc((size_t)cw * ch, sizeof *canvas);
     if (!canvas) {
-        s = hcr_fail(HCR_ENOMEM, "out of memory");
+        s = hcr__fail(HCR_ENOMEM, "out of memory");
         goto done;
     }
     int right = M; /* right edge of the previous glyph's box */

@@ -2,7 +2,7 @@
  * metrics.c - evaluation of a model on a labelled set: loss, accuracy,
  * confusion matrix, per-class precision, recall and F1.
  */
-#include "metrics.h"
+#include "nn/metrics.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -46,7 +46,7 @@ hcr_status model_eval_dataset(hcr_model *m, const hcr_dataset *ds, int batch, do
     return HCR_OK;
 }
 
-void metrics_from_confusion(const int *confusion, int k, double *precision, double *recall,
+void hcr__metrics_from_confusion(const int *confusion, int k, double *precision, double *recall,
                             double *f1, int *support)
 {
     for (int c = 0; c < k; c++) {
@@ -67,8 +67,8 @@ void metrics_from_confusion(const int *confusion, int k, double *precision, doub
 hcr_status hcr_evaluate(hcr_model *m, const hcr_dataset *ds, int threads, hcr_eval *out)
 {
     memset(out, 0, sizeof *out);
-    if (!m) return hcr_fail(HCR_EINVAL, "hcr_evaluate: no model");
-    hcr_status s = check_dataset(m, ds, "evaluation");
+    if (!m) return hcr__fail(HCR_EINVAL, "hcr_evaluate: no model");
+    hcr_status s = hcr__check_dataset(m, ds, "evaluation");
     if (s) return s;
     const int k = m->num_classes;
     out->num_classes = k;
@@ -80,7 +80,7 @@ hcr_status hcr_evaluate(hcr_model *m, const hcr_dataset *ds, int threads, hcr_ev
     out->support = calloc((size_t)k, sizeof(int));
     if (!out->confusion || !out->precision || !out->recall || !out->f1 || !out->support) {
         hcr_eval_free(out);
-        return hcr_fail(HCR_ENOMEM, "out of memory");
+        return hcr__fail(HCR_ENOMEM, "out of memory");
     }
     /* On a view, like a prediction: other threads may use the model too.
      * A fixed batch, so a model scores the same before and after a save. */
@@ -95,7 +95,7 @@ hcr_status hcr_evaluate(hcr_model *m, const hcr_dataset *ds, int threads, hcr_ev
         hcr_eval_free(out);
         return s;
     }
-    metrics_from_confusion(out->confusion, k, out->precision, out->recall, out->f1, out->support);
+    hcr__metrics_from_confusion(out->confusion, k, out->precision, out->recall, out->f1, out->support);
     return HCR_OK;
 }
 
@@ -110,17 +110,17 @@ void hcr_eval_free(hcr_eval *e)
     memset(e, 0, sizeof *e);
 }
 
-hcr_status check_dataset(const hcr_model *m, const hcr_dataset *ds, const char *what)
+hcr_status hcr__check_dataset(const hcr_model *m, const hcr_dataset *ds, const char *what)
 {
-    if (!ds || ds->count <= 0) return hcr_fail(HCR_EINVAL, "the %s set is empty", what);
+    if (!ds || ds->count <= 0) return hcr__fail(HCR_EINVAL, "the %s set is empty", what);
     if (!ds->pixels || !ds->labels)
-        return hcr_fail(HCR_EINVAL, "the %s set has no pixels or no labels", what);
+        return hcr__fail(HCR_EINVAL, "the %s set has no pixels or no labels", what);
     if (ds->rows != m->rows || ds->cols != m->cols)
-        return hcr_fail(HCR_EINVAL, "the %s images are %dx%d but the model takes %dx%d", what,
+        return hcr__fail(HCR_EINVAL, "the %s images are %dx%d but the model takes %dx%d", what,
                         ds->rows, ds->cols, m->rows, m->cols);
     for (int i = 0; i < ds->count; i++)
         if (ds->labels[i] >= m->num_classes)
-            return hcr_fail(HCR_EINVAL,
+            return hcr__fail(HCR_EINVAL,
                             "the %s set has label %d (image %d) but the model has %d classes", what,
                             ds->labels[i], i, m->num_classes);
     return HCR_OK;

@@ -3,7 +3,7 @@
  * optimizer.h). The update is element-wise, so splitting it across threads
  * cannot change the result.
  */
-#include "optimizer.h"
+#include "nn/optimizer.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -11,7 +11,7 @@
 hcr_status adam_init(adam *a, size_t n, float lr, float beta1, float beta2, float epsilon)
 {
     if (!(lr > 0) || !(beta1 >= 0 && beta1 < 1) || !(beta2 >= 0 && beta2 < 1) || !(epsilon > 0))
-        return hcr_fail(HCR_EINVAL,
+        return hcr__fail(HCR_EINVAL,
                         "Adam needs lr > 0, 0 <= beta1, beta2 < 1 and epsilon > 0 "
                         "(got lr %g, beta1 %g, beta2 %g, epsilon %g)",
                         lr, beta1, beta2, epsilon);
@@ -25,7 +25,7 @@ hcr_status adam_init(adam *a, size_t n, float lr, float beta1, float beta2, floa
     a->v = calloc(n ? n : 1, sizeof(float));
     if (!a->m || !a->v) {
         adam_free(a);
-        return hcr_fail(HCR_ENOMEM, "out of memory for the optimizer state");
+        return hcr__fail(HCR_ENOMEM, "out of memory for the optimizer state");
     }
     return HCR_OK;
 }

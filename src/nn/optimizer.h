@@ -4,7 +4,7 @@
 #ifndef HCR_OPTIMIZER_H
 #define HCR_OPTIMIZER_H
 
-#include "internal.h"
+#include "core/internal.h"
 
 typedef struct adam {
     float lr, beta1, beta2, epsilon;

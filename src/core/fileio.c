@@ -9,7 +9,7 @@
  * the open), checked again with fstat() (the file opened is the one
  * checked), and O_NONBLOCK is cleared for ordinary blocking reads.
  */
-#include "internal.h"
+#include "core/internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -31,21 +31,21 @@ const char *hcr_file_kind(unsigned mode)
 
 static hcr_status refuse(const char *path, unsigned mode)
 {
-    return hcr_fail(HCR_EIO, "%s: is %s, not a regular file", path, hcr_file_kind(mode));
+    return hcr__fail(HCR_EIO, "%s: is %s, not a regular file", path, hcr_file_kind(mode));
 }
 
-hcr_status hcr_open_regular(const char *path, int *fd_out, struct stat *st_out)
+hcr_status hcr__open_regular(const char *path, int *fd_out, struct stat *st_out)
 {
     *fd_out = -1;
     struct stat st;
-    if (stat(path, &st) != 0) return hcr_fail(HCR_EIO, "%s: cannot open: %s", path, strerror(errno));
+    if (stat(path, &st) != 0) return hcr__fail(HCR_EIO, "%s: cannot open: %s", path, strerror(errno));
     if (!S_ISREG(st.st_mode)) return refuse(path, st.st_mode);
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-    if (fd < 0) return hcr_fail(HCR_EIO, "%s: cannot open: %s", path, strerror(errno));
+    if (fd < 0) return hcr__fail(HCR_EIO, "%s: cannot open: %s", path, strerror(errno));
     if (fstat(fd, &st) != 0) {
         int e = errno;
         close(fd);
-        return hcr_fail(HCR_EIO, "%s: cannot stat: %s", path, strerror(e));
+        return hcr__fail(HCR_EIO, "%s: cannot stat: %s", path, strerror(e));
     }
     if (!S_ISREG(st.st_mode)) {
         close(fd);
@@ -55,24 +55,24 @@ hcr_status hcr_open_regular(const char *path, int *fd_out, struct stat *st_out)
     if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0) {
         int e = errno;
         close(fd);
-        return hcr_fail(HCR_EIO, "%s: cannot open: %s", path, strerror(e));
+        return hcr__fail(HCR_EIO, "%s: cannot open: %s", path, strerror(e));
     }
     if (st_out) *st_out = st;
     *fd_out = fd;
     return HCR_OK;
 }
 
-hcr_status hcr_fopen_regular(const char *path, FILE **f_out)
+hcr_status hcr__fopen_regular(const char *path, FILE **f_out)
 {
     *f_out = NULL;
     int fd;
-    hcr_status s = hcr_open_regular(path, &fd, NULL);
+    hcr_status s = hcr__open_regular(path, &fd, NULL);
     if (s != HCR_OK) return s;
     FILE *f = fdopen(fd, "rb");
     if (!f) {
         int e = errno;
         close(fd);
-        return hcr_fail(HCR_ENOMEM, "%s: cannot open: %s", path, strerror(e));
+        return hcr__fail(HCR_ENOMEM, "%s: cannot open: %s", path, strerror(e));
     }
     *f_out = f;
     return HCR_OK;

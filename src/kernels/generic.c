@@ -3,7 +3,7 @@
  * for any shape and any CPU. The loops are ordered so that the innermost
  * one runs over contiguous output channels, which compilers vectorize.
  */
-#include "kernels.h"
+#include "kernels/kernels.h"
 
 #include <stdlib.h>
 #include <pthread.h>

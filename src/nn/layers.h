@@ -17,7 +17,7 @@
 #ifndef HCR_LAYERS_H
 #define HCR_LAYERS_H
 
-#include "internal.h"
+#include "core/internal.h"
 
 /* Valid 3-D convolution, stride 1, kernel HWIO [K][K][C][F], optional ReLU.
  * col receives the im2col patches (B*OH*OW rows of K*K*C), which backward

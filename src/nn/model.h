@@ -26,7 +26,7 @@
 #ifndef HCR_MODEL_H
 #define HCR_MODEL_H
 
-#include "internal.h"
+#include "core/internal.h"
 
 typedef enum layer_kind {
     LAYER_CONV,

@@ -15,7 +15,7 @@
 #ifndef HCR_ATOMIC_H
 #define HCR_ATOMIC_H
 
-#include "internal.h"
+#include "core/internal.h"
 
 #include <stdio.h>
 

@@ -9,7 +9,7 @@
  * Every loop that is split across threads writes disjoint outputs and every
  * reduction runs in a fixed order, so results do not depend on scheduling.
  */
-#include "layers.h"
+#include "nn/layers.h"
 
 #include <cblas.h>
 #include <float.h>
