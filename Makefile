@@ -26,11 +26,11 @@ ifneq ($(filter check sanitize,$(MAKECMDGOALS)),)
 WERROR ?= 1
 endif
 HCR_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE \
-              -Wall -Wextra $(if $(filter 1,$(WERROR)),-Werror) -fopenmp -Iinclude -Isrc $(shell pkg-config --cflags cairo) $(shell pkg-config --cflags stb)
+              -Wall -Wextra $(if $(filter 1,$(WERROR)),-Werror) -fopenmp -Iinclude -Isrc -Ithird_party/stb $(shell pkg-config --cflags cairo)
 # The libraries of each of the three libraries (include/hcr.h says which
 # header is which): libhcr (models, training, images), libhcr-data (files,
 # named datasets, downloads), libhcr-report (pictures). HCR_LIBS: all.
-CORE_LIBS   := -fopenmp -lopenblas -lcjson -lm -lpthread $(shell pkg-config --libs stb)
+CORE_LIBS   := -fopenmp -lopenblas -lcjson -lm -lpthread
 DATA_LIBS   := -lcurl -lcrypto -lz
 REPORT_LIBS := $(shell pkg-config --libs cairo) -lcjson
 HCR_LIBS    = $(REPORT_LIBS) $(DATA_LIBS) $(CORE_LIBS)
@@ -96,6 +96,9 @@ $(BUILD)/%.o: %.c $(PUBLIC_H) $(PRIVATE_H) $(wildcard cli/*.h) $(wildcard tests/
 $(BUILD)/pic/%.o: %.c $(PUBLIC_H) $(PRIVATE_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(HCR_CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
+
+# stb_image and stb_image_write (third_party/stb): stb's code, stb's warnings.
+$(BUILD)/src/vision/stb.o $(BUILD)/pic/src/vision/stb.o: HCR_CFLAGS += -w
 
 # The AVX2 kernels alone are built for AVX2; they run only where the CPU has it.
 ifneq ($(filter x86_64% i686% i386%,$(shell $(CC) -dumpmachine)),)

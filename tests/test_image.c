@@ -1,6 +1,7 @@
 /* test_image.c - image loading, MNIST-style preprocessing, reading lines. */
 #include "harness.h"
 #include "hcr.h"
+#include "vision/image.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -394,5 +395,73 @@ static void test_read_generated(void)
     test_set = NULL;
 }
 
+/* The thickening's max filter (O(1) per pixel) against the direct one,
+ * on random images: radii from 1 to past the image's size, widths that
+ * are and are not multiples of the column strips. */
+static void test_dilate(void)
+{
+    static const int sizes[][3] = {{1, 1, 1}, {5, 3, 1}, {17, 9, 2}, {16, 40, 3}, {33, 20, 7}, {40, 7, 50}, {3, 64, 20}};
+    uint64_t seed = 1;
+    for (size_t c = 0; c < sizeof sizes / sizeof sizes[0]; c++) {
+        const int w = sizes[c][0], h = sizes[c][1], r = sizes[c][2];
+        float *img = malloc(sizeof *img * w * h), *want = malloc(sizeof *want * w * h);
+        if (!img || !want) abort();
+        for (int i = 0; i < w * h; i++) {
+            seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+            img[i] = (seed >> 40) % 3 ? 0.0f : (float)((seed >> 20) % 1000) / 999.0f;
+        }
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++) {
+                float m = 0;
+                for (int dy = -r; dy <= r; dy++)
+                    for (int dx = -r; dx <= r; dx++)
+                        if (y + dy >= 0 && y + dy < h && x + dx >= 0 && x + dx < w && img[(y + dy) * w + x + dx] > m)
+                            m = img[(y + dy) * w + x + dx];
+                want[y * w + x] = m;
+            }
+        CHECK(ink_dilate(img, w, h, r) == HCR_OK);
+        CHECK_MSG(memcmp(img, want, sizeof *img * w * h) == 0, "%dx%d, radius %d", w, h, r);
+        free(img);
+        free(want);
+    }
+}
+
+/* A character far longer than high (a 20000 x 40 bar; the image fuzzer's
+ * 1.3 KB JPEG of 22816 x 45 took minutes) is refused at once: its
+ * thickening would pad it to tens of millions of pixels. A big character
+ * with thin strokes (an 8 px wide "1", 900 px tall: thickened by a radius
+ * of 41) still reads. */
+static void test_long_thin_and_big(void)
+{
+    const int W = 20000, H = 40;
+    uint8_t *px = malloc((size_t)W * H);
+    if (!px) abort();
+    memset(px, 255, (size_t)W * H);
+    for (int x = 100; x < W - 100; x++) px[20 * W + x] = px[21 * W + x] = 0;
+    hcr_image *img = NULL;
+    uint8_t out[784];
+    CHECK(hcr_image_from_grey(W, H, px, &img) == HCR_OK);
+    CHECK(hcr_image_to_mnist(img, out, NULL) == HCR_EFORMAT);
+    CHECK_CONTAINS(hcr_last_error(), "too long and thin to render");
+    hcr_image_free(img);
+    free(px);
+
+    const int S = 1500;
+    px = malloc((size_t)S * S);
+    if (!px) abort();
+    memset(px, 255, (size_t)S * S);
+    for (int y = 300; y < 1200; y++)
+        memset(px + (size_t)y * S + 746, 0, 8);
+    img = NULL;
+    CHECK(hcr_image_from_grey(S, S, px, &img) == HCR_OK);
+    CHECK(hcr_image_to_mnist(img, out, NULL) == HCR_OK);
+    double cx, cy;
+    int bw, bh;
+    com_and_box(out, &cx, &cy, &bw, &bh);
+    CHECK_MSG(bh == 20 && bw >= 2 && bw <= 6, "box %dx%d", bw, bh);
+    hcr_image_free(img);
+    free(px);
+}
+
 TEST_MAIN(TEST(test_preprocess_stroke), TEST(test_faint_ink), TEST(test_mnist_fidelity),
-          TEST(test_blank_and_bad), TEST(test_read_narrow_piece), TEST(test_roundtrip_jpeg), TEST(test_read_generated))
+          TEST(test_blank_and_bad), TEST(test_dilate), TEST(test_long_thin_and_big), TEST(test_read_narrow_piece), TEST(test_roundtrip_jpeg), TEST(test_read_generated))

@@ -78,7 +78,7 @@ libs=$(pkg-config --libs hcr)
 libs=$(pkg-config --libs hcr-data)
 [[ " $libs " == *" -lhcr-data "* && " $libs " == *" -lhcr "* ]] && ok || bad "pkg-config --libs hcr-data: $libs"
 slibs=$(pkg-config --static --libs hcr)
-for l in -lopenblas -lcjson -lm -lstb; do
+for l in -lopenblas -lcjson -lm; do
     [[ " $slibs " == *" $l "* ]] && ok || bad "pkg-config --static --libs hcr lacks $l: $slibs"
 done
 for l in -lcurl -lcrypto -lz -lcairo; do

@@ -26,6 +26,9 @@
 #include <stb_image_write.h>
 
 #define WORK_MAX_PIXELS 4000000L
+/* The largest buffer a character is rendered in (floats): a square
+ * character filling the whole working image needs under 10 million. */
+#define RENDER_MAX_PIXELS 32000000L
 #define SPECK_FRACTION 0.03   /* components below this share of the largest are noise */
 #define MIN_CONTRAST 32       /* below this the image is blank                        */
 #define MIN_STROKE 2.0        /* stroke width in 28x28 pixels below which ink is thickened */
@@ -733,33 +736,56 @@ static hcr_status to_28(const float *buf, int w, int h, uint8_t out[28 * 28])
     return HCR_OK;
 }
 
-/* Separable max filter of radius r on a w x h image, in place. */
-static hcr_status dilate(float *buf, int w, int h, int r)
+/* out[x] = max(in[x - r .. x + r]) over a line of n values >= 0 (0 past
+ * its ends), for `lanes` interleaved lines at once (value i of lane l at
+ * i * lanes + l), in O(n) whatever r is (van Herk / Gil-Werman: the maxima
+ * of blocks of 2r+1 values from their left and from their right; a window
+ * is the suffix of one block and the prefix of the next). A stroke may be
+ * thickened by hundreds of pixels in a huge image: the direct loop, O(n r),
+ * took minutes there. g and h hold (n + 2r) * lanes values each. */
+static void max_filter_lanes(const float *in, float *out, int n, int r, int lanes, float *g, float *h)
 {
-    float *line = malloc(sizeof *line * (size_t)(w > h ? w : h));
+    const long W = 2L * r + 1, N = n + 2L * r;
+#define PAD(i, l) ((i) < r || (i) >= r + n ? 0.0f : in[((i) - r) * lanes + (l)])
+    for (long i = 0, k = 0; i < N; i++, k = k + 1 == W ? 0 : k + 1)
+        for (int l = 0; l < lanes; l++)
+            g[i * lanes + l] = k == 0 ? PAD(i, l) : fmaxf(g[(i - 1) * lanes + l], PAD(i, l));
+    for (long i = N - 1; i >= 0; i--) {
+        const int block_end = i == N - 1 || (i + 1) % W == 0;
+        for (int l = 0; l < lanes; l++)
+            h[i * lanes + l] = block_end ? PAD(i, l) : fmaxf(h[(i + 1) * lanes + l], PAD(i, l));
+    }
+#undef PAD
+    for (long x = 0; x < n; x++)
+        for (int l = 0; l < lanes; l++)
+            out[x * lanes + l] = fmaxf(h[x * lanes + l], g[(x + W - 1) * lanes + l]);
+}
+
+/* Separable max filter of radius r on a w x h image, in place: rows one
+ * by one, then columns in strips of STRIP (a cache line of each row at a
+ * time, not one float per row). */
+#define STRIP 16
+hcr_status ink_dilate(float *buf, int w, int h, int r)
+{
+    const size_t n = (size_t)(w > h ? w : h), len = (n + 2 * (size_t)r) * STRIP;
+    float *line = malloc(sizeof *line * (2 * n * STRIP + 2 * len));
     if (!line) return hcr__fail(HCR_ENOMEM, "out of memory");
+    float *res = line + n * STRIP, *g = res + n * STRIP, *hh = g + len;
     for (int y = 0; y < h; y++) {
         float *row = buf + (size_t)y * w;
         memcpy(line, row, sizeof *line * w);
-        for (int x = 0; x < w; x++) {
-            float m = 0;
-            for (int d = -r; d <= r; d++)
-                if (x + d >= 0 && x + d < w && line[x + d] > m) m = line[x + d];
-            row[x] = m;
-        }
+        max_filter_lanes(line, row, w, r, 1, g, hh);
     }
-    for (int x = 0; x < w; x++) {
-        for (int y = 0; y < h; y++) line[y] = buf[(size_t)y * w + x];
-        for (int y = 0; y < h; y++) {
-            float m = 0;
-            for (int d = -r; d <= r; d++)
-                if (y + d >= 0 && y + d < h && line[y + d] > m) m = line[y + d];
-            buf[(size_t)y * w + x] = m;
-        }
+    for (int x0 = 0; x0 < w; x0 += STRIP) {
+        const int lanes = w - x0 < STRIP ? w - x0 : STRIP;
+        for (int y = 0; y < h; y++) memcpy(line + (size_t)y * lanes, buf + (size_t)y * w + x0, sizeof *line * lanes);
+        max_filter_lanes(line, res, h, r, lanes, g, hh);
+        for (int y = 0; y < h; y++) memcpy(buf + (size_t)y * w + x0, res + (size_t)y * lanes, sizeof *line * lanes);
     }
     free(line);
     return HCR_OK;
 }
+#undef STRIP
 
 /* Is pixel (x, y) ink of the character sel? */
 static inline int sel_has(const ink_map *k, const int *group, const ink_sel *sel, int x, int y)
@@ -857,6 +883,11 @@ hcr_status render_char(const ink_map *k, const int *group, const ink_sel *sel, u
     const int rx0 = x0 - m2 > 0 ? x0 - m2 : 0, ry0 = y0 - m2 > 0 ? y0 - m2 : 0;
     const int rx1 = x1 + m2 < w ? x1 + m2 : w, ry1 = y1 + m2 < k->h ? y1 + m2 : k->h;
     const int rw = rx1 - rx0, rh = ry1 - ry0, pw = rw + 2 * r, ph = rh + 2 * r;
+    /* The thickening pads the box by r on every side: for a long thin
+     * shape (a 20000 x 40 line) that is far more than the image. */
+    if ((long long)pw * ph > RENDER_MAX_PIXELS)
+        return hcr__fail(HCR_EFORMAT, "a character of %dx%d pixels is too long and thin to render (%lld pixels with "
+                         "its thickening, at most %ld)", bw, bh, (long long)pw * ph, RENDER_MAX_PIXELS);
     uint16_t *own = malloc(sizeof *own * 2 * (size_t)rw * rh);
     float *buf = calloc((size_t)pw * ph, sizeof *buf);
     if (!own || !buf) {
@@ -881,7 +912,7 @@ hcr_status render_char(const ink_map *k, const int *group, const ink_sel *sel, u
             if (keep) buf[(size_t)(y - ry0 + r) * pw + (x - rx0 + r)] = k->v[(size_t)y * w + x];
         }
     free(own);
-    hcr_status s = r ? dilate(buf, pw, ph, r) : HCR_OK;
+    hcr_status s = r ? ink_dilate(buf, pw, ph, r) : HCR_OK;
     if (!s) s = to_28(buf, pw, ph, out);
     free(buf);
     if (box) {

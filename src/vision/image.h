@@ -46,6 +46,11 @@ typedef struct ink_sel {
     const int *lo, *hi;
 } ink_sel;
 
+/* Thicken: each pixel of the w x h image (values >= 0) becomes the largest
+ * within r pixels across and down (a square max filter; 0 outside), in
+ * place, in time independent of r. */
+hcr_status ink_dilate(float *buf, int w, int h, int r);
+
 /* Render a character to 28x28 MNIST style; box (may be NULL) gets x, y, w,
  * h of its ink in input pixels. */
 hcr_status render_char(const ink_map *k, const int *group, const ink_sel *sel, uint8_t out[28 * 28],

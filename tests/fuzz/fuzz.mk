@@ -6,8 +6,8 @@
 # It includes the project's Makefile for the sources and flags, and builds
 # the library again with clang, the sanitizers and libFuzzer's coverage
 # instrumentation, without OpenMP (one thread: runs are reproducible and
-# libFuzzer needs no thread-safe harness). stb_image is compiled in
-# (stb_impl.c) so that the decoder is instrumented too.
+# libFuzzer needs no thread-safe harness). stb_image, built into the
+# library (src/vision/stb.c), is instrumented with it.
 #
 # A harness is tests/fuzz/fuzz_<name>.c defining LLVMFuzzerTestOneInput;
 # it becomes $(BUILD)/fuzz_<name>.
@@ -35,12 +35,7 @@ fuzz-build: $(FUZZ_BINS)
 
 $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/tests/fuzz/%.o): tests/fuzz/fuzz_common.h
 
-# stb_image is third-party code: its own warnings are not ours to fix.
-$(BUILD)/tests/fuzz/stb_impl.o: tests/fuzz/stb_impl.c
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(shell pkg-config --cflags stb) -w -c $< -o $@
-
-$(BUILD)/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(BUILD)/tests/fuzz/stb_impl.o $(BUILD)/libhcr.a
+$(BUILD)/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(INTERNAL)
 	$(CC) $(CFLAGS) $(FUZZ_LINK) $^ -o $@ $(HCR_LIBS) $(LDLIBS)
 
 # The seed corpora (committed; rewrite them only on purpose):
@@ -49,5 +44,5 @@ $(BUILD)/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(BUILD)/tests/fuzz/stb_impl.o $(B
 fuzz-seeds: $(BUILD)/make_seeds
 	tests/fuzz/make_seeds.sh $(BUILD)/make_seeds
 
-$(BUILD)/make_seeds: $(BUILD)/tests/fuzz/make_seeds.o $(BUILD)/tests/fuzz/stb_impl.o $(BUILD)/libhcr.a
+$(BUILD)/make_seeds: $(BUILD)/tests/fuzz/make_seeds.o $(INTERNAL)
 	$(CC) $(CFLAGS) -fsanitize=address,undefined $^ -o $@ $(HCR_LIBS) $(LDLIBS)

@@ -1,6 +1,6 @@
 /*
  * fuzz_checkpoint.c - libFuzzer harness for training checkpoints
- * (hcr_checkpoint_load and the resume in hcr_train; src/checkpoint.c): the
+ * (hcr_checkpoint_load and the resume in hcr_train; src/nn/checkpoint.c): the
  * model part, the optimizer and order tensors, and the "checkpoint" JSON
  * (config, position, random streams, running sums, history).
  *

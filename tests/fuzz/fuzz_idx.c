@@ -1,5 +1,5 @@
 /*
- * fuzz_idx.c - libFuzzer harness for the IDX reader (src/data.c), through
+ * fuzz_idx.c - libFuzzer harness for the IDX reader (src/data/idx.c), through
  * the public hcr_dataset_load_idx and hcr_file_sha256.
  *
  * Input: one flag byte, then a file.

@@ -1,13 +1,13 @@
 /*
  * fuzz_image.c - libFuzzer harness for what `hcr predict` does to an image
- * file (src/image.c): decoding with stb_image (hcr_image_load_memory: PNG,
+ * file (src/vision/image.c): decoding with stb_image (hcr_image_load_memory: PNG,
  * JPEG, BMP, GIF, PGM/PPM, TGA, PSD, HDR, grey conversion, alpha
  * compositing, the size limits) and preprocessing one character to MNIST's
  * 28x28 (hcr_image_to_mnist: polarity, paper flattening, Otsu, components,
  * cropping, scaling, centring).
  *
- * Input: an image file. The fuzz build compiles stb_image itself with the
- * sanitizers (stb_impl.c), so the decoder is instrumented too.
+ * Input: an image file. stb_image is built into the library
+ * (src/vision/stb.c), so the decoder is instrumented too.
  *
  * To keep each run fast, an input whose header claims more than
  * FUZZ_MAX_PIXELS pixels is skipped: the limits themselves (50 megapixels,

@@ -1,6 +1,6 @@
 /*
  * fuzz_mapping.c - libFuzzer harness for the two class-name text files
- * (src/datasets.c): an EMNIST mapping file (dataset_parse_mapping, lines
+ * (src/data/registry.c): an EMNIST mapping file (dataset_parse_mapping, lines
  * "<label> <character code> [<code>...]") and an idx:DIR dataset's
  * classes.txt (one name per line), read through the public
  * hcr_dataset_load("idx:DIR", ...).

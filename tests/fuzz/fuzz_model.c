@@ -1,6 +1,6 @@
 /*
  * fuzz_model.c - libFuzzer harness for the safetensors loader
- * (hcr_model_load, src/modelfile.c): the 8-byte header length, the JSON
+ * (hcr_model_load, src/nn/modelfile.c): the 8-byte header length, the JSON
  * header, its __metadata__ (format, spec, input size, class count, class
  * names) and every tensor entry, then the weights.
  *

@@ -1,6 +1,6 @@
 /*
  * fuzz_read.c - libFuzzer harness for the line reader behind `hcr read`
- * (hcr_read_line, src/image.c): connected components, merging pieces that
+ * (hcr_read_line, src/vision/image.c): connected components, merging pieces that
  * lie over each other, joining fragments, cutting touching characters
  * along a seam, rendering each character and classifying it.
  *

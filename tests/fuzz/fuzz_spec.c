@@ -1,6 +1,6 @@
 /*
  * fuzz_spec.c - libFuzzer harness for the architecture spec parser
- * (hcr_spec_check and hcr_model_create, src/model.c).
+ * (hcr_spec_check and hcr_model_create, src/nn/model.c).
  *
  * Input: 6 bytes of sizes, then the spec text (no NUL needed).
  *   bytes 0-1  rows    = 1 + (big-endian value % 4200)  (past 4096 to test the limit)
