@@ -50,26 +50,10 @@ static void dump_path(const char *base, int i, int n, char *buf, size_t len)
     snprintf(buf, len, "%.*s-%d%s", (int)(dot - base), base, i + 1, dot);
 }
 
-/* Read a --raw file: 784 bytes, or an IDX3 file of 28x28 images; either
- * may be gzip-compressed, as every IDX reader of hcr accepts. On failure
- * msg (size mn) says why, naming the file. */
-static int load_raw(const char *path, uint8_t **px, int *count, char *msg, size_t mn)
+/* Read all of gz (at most HCR_IMAGE_MAX_BYTES) into *out (*n bytes). On
+ * failure msg (size mn) says why, naming the file `shown`. */
+static int gz_read_all(gzFile gz, const char *shown, uint8_t **out, size_t *n_out, char *msg, size_t mn)
 {
-    const bool is_stdin = !strcmp(path, "-");
-    const char *shown = is_stdin ? "standard input" : path;
-    char why[1100];
-    int fd = is_stdin ? dup(STDIN_FILENO) : cli_open_regular(path, why, sizeof why);
-    if (fd < 0) {
-        if (is_stdin) snprintf(why, sizeof why, "standard input: %s", strerror(errno));
-        snprintf(msg, mn, "%s", why);
-        return 1;
-    }
-    gzFile gz = gzdopen(fd, "rb"); /* reads plain files as they are */
-    if (!gz) {
-        close(fd);
-        snprintf(msg, mn, "'%s': out of memory", shown);
-        return 1;
-    }
     const size_t limit = (size_t)HCR_IMAGE_MAX_BYTES;
     size_t cap = 1 << 16, n = 0;
     uint8_t *buf = malloc(cap);
@@ -117,14 +101,22 @@ static int load_raw(const char *path, uint8_t **px, int *count, char *msg, size_
         if (r <= 0) break;
         n += (size_t)r;
     }
-    const bool compressed = !gzdirect(gz);
-    gzclose(gz);
     if (rc) {
         free(buf);
         return 1;
     }
+    *out = buf;
+    *n_out = n;
+    return 0;
+}
+
+/* The n bytes of a --raw file as images: 784 bytes are one, an IDX3 file
+ * of 28x28 images is all of them (its header moved out of the way). On
+ * failure msg says why. */
+static int raw_images(uint8_t *buf, size_t n, bool compressed, const char *shown, int *count,
+                      char *msg, size_t mn)
+{
     if (n == 784) {
-        *px = buf;
         *count = 1;
         return 0;
     }
@@ -135,7 +127,6 @@ static int load_raw(const char *path, uint8_t **px, int *count, char *msg, size_
                    (uint32_t)buf[6 + 4 * i] << 8 | buf[7 + 4 * i];
         if (d[1] == 28 && d[2] == 28 && d[0] >= 1 && (uint64_t)d[0] * 784 + 16 == n) {
             memmove(buf, buf + 16, n - 16);
-            *px = buf;
             *count = (int)d[0];
             return 0;
         }
@@ -147,8 +138,41 @@ static int load_raw(const char *path, uint8_t **px, int *count, char *msg, size_
                           "raw or gzip-compressed",
                  shown, n, compressed ? " (decompressed)" : "");
     }
-    free(buf);
     return 1;
+}
+
+/* Read a --raw file: 784 bytes, or an IDX3 file of 28x28 images; either
+ * may be gzip-compressed, as every IDX reader of hcr accepts. On failure
+ * msg (size mn) says why, naming the file. */
+static int load_raw(const char *path, uint8_t **px, int *count, char *msg, size_t mn)
+{
+    const bool is_stdin = !strcmp(path, "-");
+    const char *shown = is_stdin ? "standard input" : path;
+    char why[1100];
+    int fd = is_stdin ? dup(STDIN_FILENO) : cli_open_regular(path, why, sizeof why);
+    if (fd < 0) {
+        if (is_stdin) snprintf(why, sizeof why, "standard input: %s", strerror(errno));
+        snprintf(msg, mn, "%s", why);
+        return 1;
+    }
+    gzFile gz = gzdopen(fd, "rb"); /* reads plain files as they are */
+    if (!gz) {
+        close(fd);
+        snprintf(msg, mn, "'%s': out of memory", shown);
+        return 1;
+    }
+    uint8_t *buf = NULL;
+    size_t n = 0;
+    int rc = gz_read_all(gz, shown, &buf, &n, msg, mn);
+    const bool compressed = !gzdirect(gz);
+    gzclose(gz);
+    if (rc) return 1;
+    if (raw_images(buf, n, compressed, shown, count, msg, mn)) {
+        free(buf);
+        return 1;
+    }
+    *px = buf;
+    return 0;
 }
 
 typedef struct opts {
@@ -206,7 +230,15 @@ static void report_error(const char *name, const char *msg, cJSON *arr)
     }
 }
 
-int cmd_predict(int argc, char **argv)
+/* Everything hcr predict's command line says besides the files. */
+typedef struct predict_args {
+    opts o;
+    const char *dump;
+    bool raw;
+} predict_args;
+
+/* Parse and check the command line; -1 to go on, else the exit status. */
+static int parse_predict(int argc, char **argv, predict_args *a)
 {
     static const struct option lopts[] = {
         {"min-confidence", required_argument, 0, 'c'},
@@ -216,24 +248,99 @@ int cmd_predict(int argc, char **argv)
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
-    opts o = {1, 0.5, false};
-    const char *dump = NULL;
-    bool raw = false;
+    *a = (predict_args){{1, 0.5, false}, NULL, false};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "hk:", lopts, NULL)) != -1) {
         switch (c) {
-        case 'k': if (!cli_int("predict", "-k", optarg, 1, 1000, &o.k)) return 2; break;
-        case 'c': if (!cli_float("predict", "--min-confidence", optarg, 0, 1, &o.min_conf)) return 2; break;
-        case 'j': o.json = true; break;
-        case 'd': dump = optarg; break;
-        case 'r': raw = true; break;
+        case 'k': if (!cli_int("predict", "-k", optarg, 1, 1000, &a->o.k)) return 2; break;
+        case 'c': if (!cli_float("predict", "--min-confidence", optarg, 0, 1, &a->o.min_conf)) return 2; break;
+        case 'j': a->o.json = true; break;
+        case 'd': a->dump = optarg; break;
+        case 'r': a->raw = true; break;
         case 'h': fputs(help, stdout); return 0;
         default: return cli_bad_option("predict", argc, argv, "hk:", lopts);
         }
     }
     if (optind >= argc) return cli_usage_error("predict", "which model? (hcr predict MODEL IMAGE...)");
     if (optind + 1 >= argc) return cli_usage_error("predict", "which image? (hcr predict MODEL IMAGE...)");
+    return -1;
+}
+
+/* The worse of two exit statuses: 1 (an error) over 3 (uncertain) over 0. */
+static int worse(int worst, int r)
+{
+    return r > worst && worst != 1 ? r : worst;
+}
+
+/* One --raw file, every image in it; returns 0, 3 or 1. */
+static int predict_raw(const opts *o, hcr_model *m, const char *name, const char *shown, cJSON *arr)
+{
+    const int nc = hcr_model_num_classes(m);
+    char msg[1200];
+    uint8_t *px = NULL;
+    int count = 0, worst = 0;
+    if (load_raw(name, &px, &count, msg, sizeof msg)) {
+        report_error(shown, msg, arr);
+        return 1;
+    }
+    float *pr = malloc(sizeof *pr * (size_t)count * nc);
+    if (!pr || hcr_model_predict(m, px, count, pr)) {
+        snprintf(msg, sizeof msg, "%s: %s", shown, pr ? hcr_last_error() : "out of memory");
+        report_error(shown, msg, arr);
+        worst = 1;
+    } else {
+        for (int j = 0; j < count; j++) {
+            char label[1100];
+            if (count > 1) snprintf(label, sizeof label, "%s[%d]", shown, j);
+            else snprintf(label, sizeof label, "%s", shown);
+            worst = worse(worst, report(o, m, label, pr + (size_t)j * nc, arr));
+        }
+    }
+    free(pr);
+    free(px);
+    return worst;
+}
+
+/* One image file (the i-th of nimg, for --dump-preprocessed's names);
+ * probs is room for the answer. Returns 0, 3 or 1. */
+static int predict_image(const predict_args *a, hcr_model *m, const char *name, const char *shown,
+                         int i, int nimg, float *probs, cJSON *arr)
+{
+    char msg[1200];
+    hcr_image *img = NULL;
+    uint8_t px[28 * 28];
+    int worst = 0;
+    if (hcr_image_load(name, &img) || hcr_image_to_mnist(img, px, NULL)) {
+        const char *e = hcr_last_error();
+        if (strstr(e, shown)) snprintf(msg, sizeof msg, "%s", e);
+        else snprintf(msg, sizeof msg, "'%s': %s", shown, e);
+        report_error(shown, msg, arr);
+        hcr_image_free(img);
+        return 1;
+    }
+    hcr_image_free(img);
+    if (a->dump) {
+        char dp[4096];
+        dump_path(a->dump, i, nimg, dp, sizeof dp);
+        if (hcr_image_write(dp, 28, 28, px)) {
+            report_error(shown, hcr_last_error(), arr);
+            worst = 1;
+        }
+    }
+    if (hcr_model_predict(m, px, 1, probs)) {
+        snprintf(msg, sizeof msg, "%s: %s", shown, hcr_last_error());
+        report_error(shown, msg, arr);
+        return 1;
+    }
+    return worse(worst, report(&a->o, m, shown, probs, arr));
+}
+
+int cmd_predict(int argc, char **argv)
+{
+    predict_args a;
+    int rc = parse_predict(argc, argv, &a);
+    if (rc >= 0) return rc;
     const char *mpath = argv[optind];
     const int nimg = argc - optind - 1;
     char **files = argv + optind + 1;
@@ -246,68 +353,15 @@ int cmd_predict(int argc, char **argv)
         hcr_model_free(m);
         return 1;
     }
-    const int nc = hcr_model_num_classes(m);
-    float *probs = malloc(sizeof *probs * nc);
-    cJSON *arr = o.json ? cJSON_CreateArray() : NULL;
+    float *probs = malloc(sizeof *probs * hcr_model_num_classes(m));
+    cJSON *arr = a.o.json ? cJSON_CreateArray() : NULL;
     int worst = 0; /* 0, 3 or 1 */
     for (int i = 0; i < nimg && probs; i++) {
         const char *name = files[i];
         const char *shown = strcmp(name, "-") ? name : "standard input";
-        char msg[1200];
-        if (raw) {
-            uint8_t *px = NULL;
-            int count = 0;
-            if (load_raw(name, &px, &count, msg, sizeof msg)) {
-                report_error(shown, msg, arr);
-                worst = 1;
-                continue;
-            }
-            float *pr = malloc(sizeof *pr * (size_t)count * nc);
-            if (!pr || hcr_model_predict(m, px, count, pr)) {
-                snprintf(msg, sizeof msg, "%s: %s", shown, pr ? hcr_last_error() : "out of memory");
-                report_error(shown, msg, arr);
-                worst = 1;
-            } else {
-                for (int j = 0; j < count; j++) {
-                    char label[1100];
-                    if (count > 1) snprintf(label, sizeof label, "%s[%d]", shown, j);
-                    else snprintf(label, sizeof label, "%s", shown);
-                    int r = report(&o, m, label, pr + (size_t)j * nc, arr);
-                    if (r > worst && worst != 1) worst = r;
-                }
-            }
-            free(pr);
-            free(px);
-            continue;
-        }
-        hcr_image *img = NULL;
-        uint8_t px[28 * 28];
-        if (hcr_image_load(name, &img) || hcr_image_to_mnist(img, px, NULL)) {
-            const char *e = hcr_last_error();
-            if (strstr(e, shown)) snprintf(msg, sizeof msg, "%s", e);
-            else snprintf(msg, sizeof msg, "'%s': %s", shown, e);
-            report_error(shown, msg, arr);
-            hcr_image_free(img);
-            worst = 1;
-            continue;
-        }
-        hcr_image_free(img);
-        if (dump) {
-            char dp[4096];
-            dump_path(dump, i, nimg, dp, sizeof dp);
-            if (hcr_image_write(dp, 28, 28, px)) {
-                report_error(shown, hcr_last_error(), arr);
-                worst = 1;
-            }
-        }
-        if (hcr_model_predict(m, px, 1, probs)) {
-            snprintf(msg, sizeof msg, "%s: %s", shown, hcr_last_error());
-            report_error(shown, msg, arr);
-            worst = 1;
-            continue;
-        }
-        int r = report(&o, m, shown, probs, arr);
-        if (r > worst && worst != 1) worst = r;
+        int r = a.raw ? predict_raw(&a.o, m, name, shown, arr)
+                      : predict_image(&a, m, name, shown, i, nimg, probs, arr);
+        worst = r == 1 ? 1 : worse(worst, r);
     }
     if (!probs) {
         fprintf(stderr, "hcr predict: out of memory\n");

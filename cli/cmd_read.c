@@ -103,6 +103,78 @@ static void file_name_part(const char *text, char *out, size_t n)
     if (k == 0 || !strcmp(out, ".") || !strcmp(out, "..")) snprintf(out, n, "_");
 }
 
+/* Save example i of a case as "<dir>/<case>-<i>-<text>.png". */
+static int save_example(const eval_opts *e, bool touching, long i, const char *truth, const hcr_image *img)
+{
+    char path[4400], part[80];
+    file_name_part(truth, part, sizeof part);
+    snprintf(path, sizeof path, "%s/%s-%02ld-%s.png", e->examples, touching ? "touching" : "separate",
+             i, part);
+    if (hcr_image_write(path, img->width, img->height, img->pixels)) {
+        fprintf(stderr, "hcr read: --save-examples: %s\n", hcr_last_error());
+        return 1;
+    }
+    return 0;
+}
+
+/* What one case of --eval counted. */
+typedef struct eval_tally {
+    long exact, chars, correct, failed;
+} eval_tally;
+
+/* Compose e->count numbers (with one touching pair or none) and read
+ * them; returns 0, or 1 after printing why not. */
+static int eval_case(hcr_model *m, const hcr_dataset *test, const eval_opts *e, int touching,
+                     eval_tally *t)
+{
+    *t = (eval_tally){0, 0, 0, 0};
+    for (long i = 0; i < e->count; i++) {
+        hcr_image *img = NULL;
+        char truth[80];
+        uint64_t seed = (uint64_t)e->seed * 1000003u + (uint64_t)i * 2 + (uint64_t)touching;
+        if (hcr_compose_number(test, (int)e->digits, touching, seed, &img, truth, sizeof truth))
+            return cli_fail("composing a number");
+        if (e->examples && i < 10 && save_example(e, touching, i, truth, img)) {
+            hcr_image_free(img);
+            return 1;
+        }
+        hcr_line line;
+        const char *got = "";
+        if (hcr_read_line(m, img, &line) == HCR_OK) got = line.text;
+        else t->failed++;
+        size_t len = strlen(truth), d = edit_distance(got, truth);
+        t->exact += !strcmp(got, truth);
+        t->chars += (long)len;
+        t->correct += (long)(d < len ? len - d : 0);
+        if (e->verbose && strcmp(got, truth))
+            fprintf(stderr, "%s #%ld: read '%s', written '%s'\n", touching ? "touching" : "separate", i,
+                    cli_text(got), cli_text(truth));
+        hcr_line_free(&line);
+        hcr_image_free(img);
+    }
+    return 0;
+}
+
+/* One case's accuracies: a line, or an object in root for --json. */
+static void eval_report(cJSON *root, const eval_opts *e, int touching, const eval_tally *t)
+{
+    const double seq = e->count ? (double)t->exact / e->count : 0,
+                 chr = t->chars ? (double)t->correct / t->chars : 0;
+    const char *name = touching ? "touching" : "separate";
+    if (root) {
+        cJSON *c = cJSON_AddObjectToObject(root, name);
+        cJSON_AddNumberToObject(c, "numbers", (double)e->count);
+        cJSON_AddNumberToObject(c, "digits", (double)e->digits);
+        cJSON_AddNumberToObject(c, "sequence_accuracy", seq);
+        cJSON_AddNumberToObject(c, "character_accuracy", chr);
+        cJSON_AddNumberToObject(c, "unreadable", (double)t->failed);
+    } else {
+        printf("%-9s sequence accuracy %.4f (%ld/%ld)  character accuracy %.4f%s\n",
+               touching ? "touching:" : "separate:", seq, t->exact, e->count, chr,
+               touching ? "  (one touching pair per number)" : "");
+    }
+}
+
 static int run_eval(hcr_model *m, const eval_opts *e)
 {
     hcr_dataset *test = NULL;
@@ -120,57 +192,9 @@ static int run_eval(hcr_model *m, const eval_opts *e)
         printf("Sequences of %ld characters composed from %s test images (seed %ld), %ld per case\n",
                e->digits, cli_text(dataset), e->seed, e->count);
     for (int touching = 0; touching <= 1 && !rc; touching++) {
-        long exact = 0, chars = 0, correct = 0, failed = 0;
-        for (long i = 0; i < e->count; i++) {
-            hcr_image *img = NULL;
-            char truth[80];
-            uint64_t seed = (uint64_t)e->seed * 1000003u + (uint64_t)i * 2 + (uint64_t)touching;
-            if (hcr_compose_number(test, (int)e->digits, touching, seed, &img, truth, sizeof truth)) {
-                rc = cli_fail("composing a number");
-                break;
-            }
-            if (e->examples && i < 10) {
-                char path[4400], part[sizeof truth];
-                file_name_part(truth, part, sizeof part);
-                snprintf(path, sizeof path, "%s/%s-%02ld-%s.png", e->examples,
-                         touching ? "touching" : "separate", i, part);
-                if (hcr_image_write(path, img->width, img->height, img->pixels)) {
-                    fprintf(stderr, "hcr read: --save-examples: %s\n", hcr_last_error());
-                    hcr_image_free(img);
-                    rc = 1;
-                    break;
-                }
-            }
-            hcr_line line;
-            const char *got = "";
-            if (hcr_read_line(m, img, &line) == HCR_OK) got = line.text;
-            else failed++;
-            size_t len = strlen(truth), d = edit_distance(got, truth);
-            exact += !strcmp(got, truth);
-            chars += (long)len;
-            correct += (long)(d < len ? len - d : 0);
-            if (e->verbose && strcmp(got, truth))
-                fprintf(stderr, "%s #%ld: read '%s', written '%s'\n", touching ? "touching" : "separate", i,
-                        cli_text(got), cli_text(truth));
-            hcr_line_free(&line);
-            hcr_image_free(img);
-        }
-        if (rc) break;
-        const double seq = e->count ? (double)exact / e->count : 0,
-                     chr = chars ? (double)correct / chars : 0;
-        const char *name = touching ? "touching" : "separate";
-        if (root) {
-            cJSON *c = cJSON_AddObjectToObject(root, name);
-            cJSON_AddNumberToObject(c, "numbers", (double)e->count);
-            cJSON_AddNumberToObject(c, "digits", (double)e->digits);
-            cJSON_AddNumberToObject(c, "sequence_accuracy", seq);
-            cJSON_AddNumberToObject(c, "character_accuracy", chr);
-            cJSON_AddNumberToObject(c, "unreadable", (double)failed);
-        } else {
-            printf("%-9s sequence accuracy %.4f (%ld/%ld)  character accuracy %.4f%s\n",
-                   touching ? "touching:" : "separate:", seq, exact, e->count, chr,
-                   touching ? "  (one touching pair per number)" : "");
-        }
+        eval_tally t;
+        if ((rc = eval_case(m, test, e, touching, &t))) break;
+        eval_report(root, e, touching, &t);
     }
     if (root) {
         if (!rc) {
@@ -184,7 +208,16 @@ static int run_eval(hcr_model *m, const eval_opts *e)
     return rc;
 }
 
-int cmd_read(int argc, char **argv)
+/* Everything hcr read's command line says. */
+typedef struct read_opts {
+    eval_opts e;
+    double min_conf;
+    const char *dump;
+    bool eval;
+} read_opts;
+
+/* Parse and check the command line; -1 to go on, else the exit status. */
+static int parse_read(int argc, char **argv, read_opts *o)
 {
     static const struct option lopts[] = {
         {"json", no_argument, 0, 'j'},
@@ -201,107 +234,128 @@ int cmd_read(int argc, char **argv)
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
-    eval_opts e = {NULL, NULL, NULL, 1000, 4, 1, false, false};
-    double min_conf = 0.5;
-    const char *dump = NULL;
-    bool eval = false;
+    eval_opts *e = &o->e;
+    *o = (read_opts){{NULL, NULL, NULL, 1000, 4, 1, false, false}, 0.5, NULL, false};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", lopts, NULL)) != -1) {
         switch (c) {
-        case 'j': e.json = true; break;
-        case 'c': if (!cli_float("read", "--min-confidence", optarg, 0, 1, &min_conf)) return 2; break;
-        case 'd': dump = optarg; break;
-        case 'e': eval = true; break;
-        case 'D': e.data = optarg; break;
-        case 'S': e.dataset = optarg; break;
-        case 'n': if (!cli_int("read", "--count", optarg, 1, 10000000, &e.count)) return 2; break;
-        case 'g': if (!cli_int("read", "--digits", optarg, 1, 64, &e.digits)) return 2; break;
-        case 's': if (!cli_int("read", "--seed", optarg, 0, 1000000000, &e.seed)) return 2; break;
-        case 'x': e.examples = optarg; break;
-        case 'v': e.verbose = true; break;
+        case 'j': e->json = true; break;
+        case 'c': if (!cli_float("read", "--min-confidence", optarg, 0, 1, &o->min_conf)) return 2; break;
+        case 'd': o->dump = optarg; break;
+        case 'e': o->eval = true; break;
+        case 'D': e->data = optarg; break;
+        case 'S': e->dataset = optarg; break;
+        case 'n': if (!cli_int("read", "--count", optarg, 1, 10000000, &e->count)) return 2; break;
+        case 'g': if (!cli_int("read", "--digits", optarg, 1, 64, &e->digits)) return 2; break;
+        case 's': if (!cli_int("read", "--seed", optarg, 0, 1000000000, &e->seed)) return 2; break;
+        case 'x': e->examples = optarg; break;
+        case 'v': e->verbose = true; break;
         case 'h': fputs(help, stdout); return 0;
         default: return cli_bad_option("read", argc, argv, "h", lopts);
         }
     }
+    const bool eval = o->eval;
     if (optind >= argc) return cli_usage_error("read", "which model? (hcr read MODEL IMAGE)");
     if (eval && optind + 1 < argc)
         return cli_usage_error("read", "--eval takes no image ('%s')", argv[optind + 1]);
     if (!eval && optind + 1 >= argc) return cli_usage_error("read", "which image? (hcr read MODEL IMAGE)");
     if (!eval && optind + 2 < argc)
         return cli_usage_error("read", "unexpected argument '%s' (one image at a time)", argv[optind + 2]);
-    if (eval && e.digits < 2) return cli_usage_error("read", "--eval needs --digits of 2 or more");
-    if (!eval && (e.dataset || e.data || e.examples))
-        return cli_usage_error("read", "%s is for --eval", e.dataset ? "--dataset" : e.data ? "--data" : "--save-examples");
-    if (cli_check_dataset("read", e.dataset, e.data)) return 2;
+    if (eval && e->digits < 2) return cli_usage_error("read", "--eval needs --digits of 2 or more");
+    if (!eval && (e->dataset || e->data || e->examples))
+        return cli_usage_error("read", "%s is for --eval", e->dataset ? "--dataset" : e->data ? "--data" : "--save-examples");
+    if (cli_check_dataset("read", e->dataset, e->data)) return 2;
+    return -1;
+}
 
-    hcr_model *m = NULL;
-    if (cli_load_model(argv[optind], &m)) return 1;
-    if (eval) {
-        int rc = run_eval(m, &e);
-        hcr_model_free(m);
-        return rc;
+/* --dump-preprocessed: the characters the network saw, side by side;
+ * returns 0 or cli_fail's status. */
+static int dump_line(const hcr_line *line, const char *path)
+{
+    int rc = 0;
+    uint8_t *strip = malloc((size_t)line->count * 784);
+    if (strip) {
+        for (int i = 0; i < line->count; i++)
+            for (int y = 0; y < 28; y++)
+                memcpy(strip + (size_t)y * 28 * line->count + (size_t)i * 28,
+                       line->chars[i].pixels + y * 28, 28);
+        if (hcr_image_write(path, 28 * line->count, 28, strip)) rc = cli_fail("--dump-preprocessed");
+        free(strip);
     }
-    const char *path = argv[optind + 1];
+    return rc;
+}
+
+/* --json: the text and, per character, its class, confidence, box and
+ * probabilities. */
+static void print_line_json(hcr_model *m, const char *shown, const hcr_line *line, double min_conf,
+                            bool uncertain)
+{
+    const int nc = hcr_model_num_classes(m);
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "file", shown);
+    cJSON_AddStringToObject(root, "text", line->text);
+    cJSON_AddBoolToObject(root, "uncertain", uncertain);
+    cJSON *arr = cJSON_AddArrayToObject(root, "characters");
+    for (int i = 0; i < line->count; i++) {
+        const hcr_char *ch = &line->chars[i];
+        cJSON *it = cJSON_CreateObject();
+        cJSON_AddStringToObject(it, "char", hcr_model_class_name(m, ch->cls));
+        cJSON_AddNumberToObject(it, "confidence", ch->confidence);
+        cJSON_AddBoolToObject(it, "uncertain", ch->confidence < min_conf);
+        int box[4] = {ch->x, ch->y, ch->w, ch->h};
+        cJSON_AddItemToObject(it, "box", cJSON_CreateIntArray(box, 4));
+        cJSON *pr = cJSON_AddArrayToObject(it, "probabilities");
+        for (int j = 0; j < nc; j++) cJSON_AddItemToArray(pr, cJSON_CreateNumber(ch->probs[j]));
+        cJSON_AddItemToArray(arr, it);
+    }
+    char *text = cJSON_Print(root);
+    if (text) cli_puts_json(text);
+    cJSON_free(text);
+    cJSON_Delete(root);
+}
+
+/* Read the line in one image and print it; the exit status. */
+static int read_image(hcr_model *m, const char *path, const read_opts *o)
+{
     const char *shown = strcmp(path, "-") ? path : "standard input";
     hcr_image *img = NULL;
     hcr_line line;
-    if (hcr_image_load(path, &img)) {
-        hcr_model_free(m);
-        return cli_fail("reading the image");
-    }
+    if (hcr_image_load(path, &img)) return cli_fail("reading the image");
     if (hcr_read_line(m, img, &line)) {
         fprintf(stderr, "hcr: reading '%s': %s\n", shown, hcr_last_error());
         hcr_image_free(img);
-        hcr_model_free(m);
         return 1;
     }
     int rc = 0;
     for (int i = 0; i < line.count; i++)
-        if (line.chars[i].confidence < min_conf) rc = 3;
-    if (dump && line.count > 0) {
-        uint8_t *strip = malloc((size_t)line.count * 784);
-        if (strip) {
-            for (int i = 0; i < line.count; i++)
-                for (int y = 0; y < 28; y++)
-                    memcpy(strip + (size_t)y * 28 * line.count + (size_t)i * 28,
-                           line.chars[i].pixels + y * 28, 28);
-            if (hcr_image_write(dump, 28 * line.count, 28, strip)) rc = cli_fail("--dump-preprocessed");
-            free(strip);
-        }
+        if (line.chars[i].confidence < o->min_conf) rc = 3;
+    if (o->dump && line.count > 0) {
+        int drc = dump_line(&line, o->dump);
+        if (drc) rc = drc;
     }
-    const int nc = hcr_model_num_classes(m);
-    if (e.json) {
-        cJSON *root = cJSON_CreateObject();
-        cJSON_AddStringToObject(root, "file", shown);
-        cJSON_AddStringToObject(root, "text", line.text);
-        cJSON_AddBoolToObject(root, "uncertain", rc == 3);
-        cJSON *arr = cJSON_AddArrayToObject(root, "characters");
-        for (int i = 0; i < line.count; i++) {
-            const hcr_char *ch = &line.chars[i];
-            cJSON *it = cJSON_CreateObject();
-            cJSON_AddStringToObject(it, "char", hcr_model_class_name(m, ch->cls));
-            cJSON_AddNumberToObject(it, "confidence", ch->confidence);
-            cJSON_AddBoolToObject(it, "uncertain", ch->confidence < min_conf);
-            int box[4] = {ch->x, ch->y, ch->w, ch->h};
-            cJSON_AddItemToObject(it, "box", cJSON_CreateIntArray(box, 4));
-            cJSON *pr = cJSON_AddArrayToObject(it, "probabilities");
-            for (int j = 0; j < nc; j++) cJSON_AddItemToArray(pr, cJSON_CreateNumber(ch->probs[j]));
-            cJSON_AddItemToArray(arr, it);
-        }
-        char *text = cJSON_Print(root);
-        if (text) cli_puts_json(text);
-        cJSON_free(text);
-        cJSON_Delete(root);
+    if (o->e.json) {
+        print_line_json(m, shown, &line, o->min_conf, rc == 3);
     } else {
         puts(cli_text(line.text));
         for (int i = 0; i < line.count; i++)
-            if (line.chars[i].confidence < min_conf)
+            if (line.chars[i].confidence < o->min_conf)
                 fprintf(stderr, "hcr read: character %d ('%s') is uncertain: probability %.3f\n", i + 1,
                         cli_text(hcr_model_class_name(m, line.chars[i].cls)), line.chars[i].confidence);
     }
     hcr_line_free(&line);
     hcr_image_free(img);
+    return rc;
+}
+
+int cmd_read(int argc, char **argv)
+{
+    read_opts o;
+    int rc = parse_read(argc, argv, &o);
+    if (rc >= 0) return rc;
+    hcr_model *m = NULL;
+    if (cli_load_model(argv[optind], &m)) return 1;
+    rc = o.eval ? run_eval(m, &o.e) : read_image(m, argv[optind + 1], &o);
     hcr_model_free(m);
     return rc;
 }

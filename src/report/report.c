@@ -342,41 +342,51 @@ static void line_style(cairo_t *cr, bool dashed, unsigned colour)
     cairo_set_dash(cr, dashed ? dash : NULL, dashed ? 2 : 0, 0);
 }
 
-/* Training (and validation, when val is not NULL) values per epoch. */
-static hcr_status draw_curves(rbuf *out, const char *name, const char *title, const char *ylabel,
-                              int n, const double *train, const double *val)
+/* The legend sits above the plot, where it can never hide a line. */
+static void draw_legend(cairo_t *cr, int W, bool has_val)
 {
-    const int W = 900, H = 560;
-    canvas c;
-    if (!canvas_open(&c, W, H)) return canvas_finish(&c, out, name);
-    cairo_t *cr = c.cr;
-
-    draw_title(cr, W, title);
-
-    /* The legend sits above the plot, where it can never hide a line. */
-    {
-        const char *lab[2] = {"Training", "Validation"};
-        int items = val ? 2 : 1;
+    const char *lab[2] = {"Training", "Validation"};
+    int items = has_val ? 2 : 1;
+    font(cr, 15, false);
+    double total = 0;
+    for (int i = 0; i < items; i++) total += 46 + 8 + text_w(cr, lab[i]) + (i ? 28 : 0);
+    double x = (W - total) / 2, y = 62;
+    for (int i = 0; i < items; i++) {
+        if (i) x += 28;
+        line_style(cr, i == 1, i ? C_VAL : C_TRAIN);
+        cairo_move_to(cr, x, y);
+        cairo_line_to(cr, x + 46, y);
+        cairo_stroke(cr);
+        cairo_set_dash(cr, NULL, 0, 0);
+        marker(cr, x + 23, y, i == 1, i ? C_VAL : C_TRAIN);
+        rgb(cr, C_TEXT);
         font(cr, 15, false);
-        double total = 0;
-        for (int i = 0; i < items; i++) total += 46 + 8 + text_w(cr, lab[i]) + (i ? 28 : 0);
-        double x = (W - total) / 2, y = 62;
-        for (int i = 0; i < items; i++) {
-            if (i) x += 28;
-            line_style(cr, i == 1, i ? C_VAL : C_TRAIN);
-            cairo_move_to(cr, x, y);
-            cairo_line_to(cr, x + 46, y);
-            cairo_stroke(cr);
-            cairo_set_dash(cr, NULL, 0, 0);
-            marker(cr, x + 23, y, i == 1, i ? C_VAL : C_TRAIN);
-            rgb(cr, C_TEXT);
-            font(cr, 15, false);
-            text(cr, x + 54, y, lab[i], 0, 0.5);
-            x += 54 + text_w(cr, lab[i]);
-        }
+        text(cr, x + 54, y, lab[i], 0, 0.5);
+        x += 54 + text_w(cr, lab[i]);
     }
+}
 
-    /* The value range, padded by 6%, and its ticks. */
+/* Where a curves picture's plot lies on the canvas and what it shows. */
+typedef struct plot {
+    double L, R, T, B; /* the frame, in canvas pixels        */
+    double x0, x1;     /* the epochs at its left and right   */
+    double y0, y1;     /* the values at its bottom and top   */
+    double ystep;      /* between value ticks                */
+    int ydec;          /* decimals of the value tick labels  */
+} plot;
+
+static double plot_x(const plot *p, double e) { return p->L + (e - p->x0) / (p->x1 - p->x0) * (p->R - p->L); }
+static double plot_y(const plot *p, double v) { return p->B - (v - p->y0) / (p->y1 - p->y0) * (p->B - p->T); }
+
+/* A value tick's label; a tick at zero reads 0, never -0.000. */
+static void tick_label(char *buf, size_t n, const plot *p, double v)
+{
+    snprintf(buf, n, "%.*f", p->ydec, fabs(v) < p->ystep * 1e-6 ? 0.0 : v);
+}
+
+/* The value range of both series, padded by 6%, and its ticks. */
+static void plot_values(plot *p, int n, const double *train, const double *val)
+{
     double lo = INFINITY, hi = -INFINITY;
     for (int i = 0; i < n; i++) {
         if (isfinite(train[i])) lo = fmin(lo, train[i]), hi = fmax(hi, train[i]);
@@ -389,35 +399,45 @@ static hcr_status draw_curves(rbuf *out, const char *name, const char *title, co
         hi += d;
     }
     double pad = (hi - lo) * 0.06;
-    double y0 = lo - pad, y1 = hi + pad;
-    double ystep = nice_step(y1 - y0, 6);
-    int ydec = step_decimals(ystep);
+    p->y0 = lo - pad;
+    p->y1 = hi + pad;
+    p->ystep = nice_step(p->y1 - p->y0, 6);
+    p->ydec = step_decimals(p->ystep);
+}
 
+/* The frame, leaving room on the left for the widest value label, and
+ * the epochs 1..n with a little space on either side. */
+static void plot_frame(cairo_t *cr, plot *p, int W, int H, int n)
+{
     font(cr, 14, false);
     double tickw = 0;
     char buf[64];
-    for (double v = ceil(y0 / ystep) * ystep; v <= y1 + ystep * 1e-9; v += ystep) {
-        snprintf(buf, sizeof buf, "%.*f", ydec, fabs(v) < ystep * 1e-6 ? 0.0 : v);
+    for (double v = ceil(p->y0 / p->ystep) * p->ystep; v <= p->y1 + p->ystep * 1e-9; v += p->ystep) {
+        tick_label(buf, sizeof buf, p, v);
         tickw = fmax(tickw, text_w(cr, buf));
     }
-    const double L = 24 + 20 + 14 + tickw + 10, R = W - 30, T = 88, B = H - 72;
-
-    double x0, x1;
+    p->L = 24 + 20 + 14 + tickw + 10;
+    p->R = W - 30;
+    p->T = 88;
+    p->B = H - 72;
     if (n <= 1) {
-        x0 = 0.5;
-        x1 = 1.5;
+        p->x0 = 0.5;
+        p->x1 = 1.5;
     } else {
-        double p = fmax((n - 1) * 0.04, 0.25);
-        x0 = 1 - p;
-        x1 = n + p;
+        double pad = fmax((n - 1) * 0.04, 0.25);
+        p->x0 = 1 - pad;
+        p->x1 = n + pad;
     }
-#define PX(e) (L + ((e)-x0) / (x1 - x0) * (R - L))
-#define PY(v) (B - ((v)-y0) / (y1 - y0) * (B - T))
+}
 
-    /* Grid and ticks. */
+/* Grid lines, ticks and their labels on both axes, and the frame. */
+static void draw_plot_grid(cairo_t *cr, const plot *p, int n)
+{
+    const double L = p->L, R = p->R, T = p->T, B = p->B;
+    char buf[64];
     cairo_set_line_width(cr, 1);
-    for (double v = ceil(y0 / ystep) * ystep; v <= y1 + ystep * 1e-9; v += ystep) {
-        double y = floor(PY(v)) + 0.5;
+    for (double v = ceil(p->y0 / p->ystep) * p->ystep; v <= p->y1 + p->ystep * 1e-9; v += p->ystep) {
+        double y = floor(plot_y(p, v)) + 0.5;
         rgb(cr, C_GRID);
         cairo_move_to(cr, L, y);
         cairo_line_to(cr, R, y);
@@ -426,14 +446,14 @@ static hcr_status draw_curves(rbuf *out, const char *name, const char *title, co
         cairo_move_to(cr, L - 6, y);
         cairo_line_to(cr, L, y);
         cairo_stroke(cr);
-        snprintf(buf, sizeof buf, "%.*f", ydec, fabs(v) < ystep * 1e-6 ? 0.0 : v);
+        tick_label(buf, sizeof buf, p, v);
         rgb(cr, C_TEXT);
         font(cr, 14, false);
         text(cr, L - 10, y, buf, 1, 0.5);
     }
     int xstep = (int)fmax(1, round(nice_step(n > 1 ? n - 1 : 1, 10)));
     for (int e = 1; e <= (n > 1 ? n : 1); e += xstep) {
-        double x = floor(PX(e)) + 0.5;
+        double x = floor(plot_x(p, e)) + 0.5;
         rgb(cr, C_GRID);
         cairo_move_to(cr, x, T);
         cairo_line_to(cr, x, B);
@@ -451,52 +471,72 @@ static hcr_status draw_curves(rbuf *out, const char *name, const char *title, co
     cairo_set_line_width(cr, 1.2);
     cairo_rectangle(cr, floor(L) + 0.5, floor(T) + 0.5, floor(R - L), floor(B - T));
     cairo_stroke(cr);
+}
 
-    /* Axis titles. */
+/* "Epoch" below the plot, the value's name up its left side. */
+static void draw_axis_titles(cairo_t *cr, const plot *p, int H, const char *ylabel)
+{
     rgb(cr, C_TEXT);
     font(cr, 16, false);
-    text(cr, (L + R) / 2, H - 22, "Epoch", 0.5, 1);
+    text(cr, (p->L + p->R) / 2, H - 22, "Epoch", 0.5, 1);
     cairo_save(cr);
-    cairo_translate(cr, 24, (T + B) / 2);
+    cairo_translate(cr, 24, (p->T + p->B) / 2);
     cairo_rotate(cr, -M_PI / 2);
     text(cr, 0, 0, ylabel, 0.5, 0.5);
     cairo_restore(cr);
+}
 
+/* One series: its line, clipped to the plot, then the markers on top. */
+static void draw_series(cairo_t *cr, const plot *p, int n, const double *v, bool dashed,
+                        unsigned colour)
+{
+    cairo_save(cr);
+    cairo_rectangle(cr, p->L, p->T, p->R - p->L, p->B - p->T);
+    cairo_clip(cr);
+    line_style(cr, dashed, colour);
+    bool pen_down = false; /* a missing value breaks the line */
+    for (int i = 0; i < n; i++) {
+        if (!isfinite(v[i])) {
+            pen_down = false;
+        } else if (!pen_down) {
+            cairo_move_to(cr, plot_x(p, i + 1), plot_y(p, v[i]));
+            pen_down = true;
+        } else {
+            cairo_line_to(cr, plot_x(p, i + 1), plot_y(p, v[i]));
+        }
+    }
+    cairo_stroke(cr);
+    cairo_set_dash(cr, NULL, 0, 0);
+    /* Markers for every epoch up to 30, then about 30 of them. */
+    int every = n > 30 ? (n + 29) / 30 : 1;
+    for (int i = 0; i < n; i += every)
+        if (isfinite(v[i])) marker(cr, plot_x(p, i + 1), plot_y(p, v[i]), dashed, colour);
+    cairo_restore(cr);
+}
+
+/* Training (and validation, when val is not NULL) values per epoch. */
+static hcr_status draw_curves(rbuf *out, const char *name, const char *title, const char *ylabel,
+                              int n, const double *train, const double *val)
+{
+    const int W = 900, H = 560;
+    canvas c;
+    if (!canvas_open(&c, W, H)) return canvas_finish(&c, out, name);
+    cairo_t *cr = c.cr;
+
+    draw_title(cr, W, title);
+    draw_legend(cr, W, val != NULL);
+    plot p;
+    plot_values(&p, n, train, val);
+    plot_frame(cr, &p, W, H, n);
+    draw_plot_grid(cr, &p, n);
+    draw_axis_titles(cr, &p, H, ylabel);
     if (n == 0) {
         font(cr, 16, false);
         rgb(cr, C_MUTED);
-        text(cr, (L + R) / 2, (T + B) / 2, "No finished epochs", 0.5, 0.5);
+        text(cr, (p.L + p.R) / 2, (p.T + p.B) / 2, "No finished epochs", 0.5, 0.5);
     }
-
-    /* The lines, clipped to the plot, then the markers on top. */
-    for (int s = 0; s < (val ? 2 : 1); s++) {
-        const double *v = s ? val : train;
-        unsigned colour = s ? C_VAL : C_TRAIN;
-        cairo_save(cr);
-        cairo_rectangle(cr, L, T, R - L, B - T);
-        cairo_clip(cr);
-        line_style(cr, s == 1, colour);
-        bool pen_down = false; /* a missing value breaks the line */
-        for (int i = 0; i < n; i++) {
-            if (!isfinite(v[i])) {
-                pen_down = false;
-            } else if (!pen_down) {
-                cairo_move_to(cr, PX(i + 1), PY(v[i]));
-                pen_down = true;
-            } else {
-                cairo_line_to(cr, PX(i + 1), PY(v[i]));
-            }
-        }
-        cairo_stroke(cr);
-        cairo_set_dash(cr, NULL, 0, 0);
-        /* Markers for every epoch up to 30, then about 30 of them. */
-        int every = n > 30 ? (n + 29) / 30 : 1;
-        for (int i = 0; i < n; i += every)
-            if (isfinite(v[i])) marker(cr, PX(i + 1), PY(v[i]), s == 1, colour);
-        cairo_restore(cr);
-    }
-#undef PX
-#undef PY
+    draw_series(cr, &p, n, train, false, C_TRAIN);
+    if (val) draw_series(cr, &p, n, val, true, C_VAL);
     return canvas_finish(&c, out, name);
 }
 
@@ -585,64 +625,71 @@ static void blues(double t, double *r, double *g, double *b)
     *b = ((a & 255) * (1 - f) + (z & 255) * f) / 255;
 }
 
-static hcr_status draw_confusion(rbuf *out, const char *name, const hcr_model *m, const int *conf,
-                                 int k, int total, double accuracy)
+/* The confusion picture's layout, which the class names and the largest
+ * count decide. */
+typedef struct heat_layout {
+    int cell;          /* side of a cell, pixels                        */
+    int label_step;    /* every label_step-th class name is written     */
+    double lf;         /* font size of the class names                  */
+    double name_w;     /* the widest class name                         */
+    int maxc;          /* the largest count (at least 1)                */
+    double cstep;      /* between the colour bar's ticks                */
+    double bar_text_w; /* the widest colour bar label                   */
+    bool rotate_x;     /* the names below the matrix stand upright      */
+    double gx, gy, gs; /* the matrix's top-left corner and its side     */
+    double xlab_h;     /* the height of the names below it              */
+} heat_layout;
+
+static void heat_measure(heat_layout *l, const hcr_model *m, const int *conf, int k)
 {
     /* Cells shrink with the number of classes, down to 16 px. */
     int cell = k <= 12 ? 60 : (int)fmin(60, fmax(16, floor(1150.0 / k)));
     /* Beyond ~200 classes the cells get smaller still and only every
      * label_step-th name is written, so the picture stays drawable. */
     if (k * cell > 3200) cell = 3200 / k > 1 ? 3200 / k : 1;
-    const int label_step = cell >= 14 ? 1 : (14 + cell - 1) / cell;
-    double lf = fmin(15, cell * 0.8);
-    if (lf < 11) lf = 11;
+    l->cell = cell;
+    l->label_step = cell >= 14 ? 1 : (14 + cell - 1) / cell;
+    l->lf = fmin(15, cell * 0.8);
+    if (l->lf < 11) l->lf = 11;
 
     /* Measure the class names to place the axes. */
     cairo_surface_t *probe_s = cairo_image_surface_create(CAIRO_FORMAT_RGB24, 1, 1);
     cairo_t *probe = cairo_create(probe_s);
-    font(probe, lf, false);
-    double mw = 0;
-    for (int i = 0; i < k; i++) mw = fmax(mw, text_w(probe, hcr_model_class_name(m, i)));
-    int maxc = 1;
-    for (int i = 0; i < k * k; i++) maxc = conf[i] > maxc ? conf[i] : maxc;
-    double cstep = fmax(1, round(nice_step(maxc, 5)));
-    char buf[200];
+    font(probe, l->lf, false);
+    l->name_w = 0;
+    for (int i = 0; i < k; i++) l->name_w = fmax(l->name_w, text_w(probe, hcr_model_class_name(m, i)));
+    l->maxc = 1;
+    for (int i = 0; i < k * k; i++) l->maxc = conf[i] > l->maxc ? conf[i] : l->maxc;
+    l->cstep = fmax(1, round(nice_step(l->maxc, 5)));
+    char buf[32];
     font(probe, 14, false);
-    double cbw = 0;
-    for (double v = 0; v <= maxc; v += cstep) {
+    l->bar_text_w = 0;
+    for (double v = 0; v <= l->maxc; v += l->cstep) {
         thousands(buf, sizeof buf, (long)v);
-        cbw = fmax(cbw, text_w(probe, buf));
+        l->bar_text_w = fmax(l->bar_text_w, text_w(probe, buf));
     }
     cairo_destroy(probe);
     cairo_surface_destroy(probe_s);
 
-    const bool rotate_x = mw > cell - 4;
-    const double gx = 20 + 20 + 14 + mw + 10, gy = 92;
-    const double gs = (double)k * cell;
-    const double xlab_h = rotate_x ? mw + 12 : lf + 12;
-    int W = (int)ceil(gx + gs + 28 + 22 + 10 + cbw + 24);
-    int H = (int)ceil(gy + gs + 8 + xlab_h + 44);
-    if (W < 600) W = 600;
-    canvas c;
-    if (!canvas_open(&c, W, H)) return canvas_finish(&c, out, name);
-    cairo_t *cr = c.cr;
+    l->rotate_x = l->name_w > cell - 4;
+    l->gx = 20 + 20 + 14 + l->name_w + 10;
+    l->gy = 92;
+    l->gs = (double)k * cell;
+    l->xlab_h = l->rotate_x ? l->name_w + 12 : l->lf + 12;
+}
 
-    char tot[32];
-    thousands(tot, sizeof tot, total);
-    draw_title(cr, W, "Confusion matrix");
-    snprintf(buf, sizeof buf, "%s test images, accuracy %.2f%%; rows: true class, columns: predicted",
-             tot, 100 * accuracy);
-    rgb(cr, C_MUTED);
-    fit_font(cr, buf, W - 40, 15, 10, false);
-    text(cr, W / 2.0, 52, buf, 0.5, 0);
-
-    /* Cells, with the count inside when it fits (zeros left out for many
-     * classes, to keep the picture calm). */
+/* Cells, with the count inside when it fits (zeros left out for many
+ * classes, to keep the picture calm), and the frame around them. */
+static void heat_cells(cairo_t *cr, const heat_layout *l, const int *conf, int k)
+{
+    const int cell = l->cell;
+    const double gx = l->gx, gy = l->gy;
     double cf = fmin(16, cell * 0.36);
+    char buf[32];
     for (int i = 0; i < k; i++) {
         for (int j = 0; j < k; j++) {
             int v = conf[i * k + j];
-            double t = (double)v / maxc, r, g, b;
+            double t = (double)v / l->maxc, r, g, b;
             blues(t, &r, &g, &b);
             cairo_set_source_rgb(cr, r, g, b);
             cairo_rectangle(cr, gx + j * cell, gy + i * cell, cell, cell);
@@ -660,16 +707,21 @@ static hcr_status draw_confusion(rbuf *out, const char *name, const hcr_model *m
     }
     rgb(cr, C_AXIS);
     cairo_set_line_width(cr, 1);
-    cairo_rectangle(cr, gx - 0.5, gy - 0.5, gs + 1, gs + 1);
+    cairo_rectangle(cr, gx - 0.5, gy - 0.5, l->gs + 1, l->gs + 1);
     cairo_stroke(cr);
+}
 
-    /* Class names: down the left (true), across the bottom (predicted). */
+/* Class names: down the left (true), across the bottom (predicted). */
+static void heat_labels(cairo_t *cr, const heat_layout *l, const hcr_model *m, int k)
+{
+    const int cell = l->cell;
+    const double gx = l->gx, gy = l->gy, gs = l->gs;
     rgb(cr, C_TEXT);
-    font(cr, lf, false);
-    for (int i = 0; i < k; i += label_step) {
+    font(cr, l->lf, false);
+    for (int i = 0; i < k; i += l->label_step) {
         const char *nm = hcr_model_class_name(m, i);
         text(cr, gx - 8, gy + i * cell + cell / 2.0, nm, 1, 0.5);
-        if (rotate_x) {
+        if (l->rotate_x) {
             cairo_save(cr);
             cairo_translate(cr, gx + i * cell + cell / 2.0, gy + gs + 8);
             cairo_rotate(cr, -M_PI / 2);
@@ -680,15 +732,19 @@ static hcr_status draw_confusion(rbuf *out, const char *name, const hcr_model *m
         }
     }
     font(cr, 16, false);
-    text(cr, gx + gs / 2, gy + gs + 8 + xlab_h + 14, "Predicted label", 0.5, 0);
+    text(cr, gx + gs / 2, gy + gs + 8 + l->xlab_h + 14, "Predicted label", 0.5, 0);
     cairo_save(cr);
     cairo_translate(cr, 28, gy + gs / 2);
     cairo_rotate(cr, -M_PI / 2);
     text(cr, 0, 0, "True label", 0.5, 0.5);
     cairo_restore(cr);
+}
 
-    /* The colour bar, with count ticks. */
-    double bx = gx + gs + 28, bw = 22;
+/* The colour bar right of the matrix, with count ticks. */
+static void heat_colour_bar(cairo_t *cr, const heat_layout *l)
+{
+    const double gy = l->gy, gs = l->gs;
+    double bx = l->gx + gs + 28, bw = 22;
     cairo_pattern_t *grad = cairo_pattern_create_linear(0, gy + gs, 0, gy);
     for (int s = 0; s <= 16; s++) {
         double r, g, b;
@@ -703,8 +759,9 @@ static hcr_status draw_confusion(rbuf *out, const char *name, const hcr_model *m
     cairo_rectangle(cr, bx - 0.5, gy - 0.5, bw + 1, gs + 1);
     cairo_stroke(cr);
     font(cr, 14, false);
-    for (double v = 0; v <= maxc; v += cstep) {
-        double y = gy + gs - v / maxc * gs;
+    char buf[32];
+    for (double v = 0; v <= l->maxc; v += l->cstep) {
+        double y = gy + gs - v / l->maxc * gs;
         rgb(cr, C_AXIS);
         cairo_move_to(cr, bx + bw, y);
         cairo_line_to(cr, bx + bw + 5, y);
@@ -713,6 +770,32 @@ static hcr_status draw_confusion(rbuf *out, const char *name, const hcr_model *m
         rgb(cr, C_TEXT);
         text(cr, bx + bw + 9, y, buf, 0, 0.5);
     }
+}
+
+static hcr_status draw_confusion(rbuf *out, const char *name, const hcr_model *m, const int *conf,
+                                 int k, int total, double accuracy)
+{
+    heat_layout l;
+    heat_measure(&l, m, conf, k);
+    int W = (int)ceil(l.gx + l.gs + 28 + 22 + 10 + l.bar_text_w + 24);
+    int H = (int)ceil(l.gy + l.gs + 8 + l.xlab_h + 44);
+    if (W < 600) W = 600;
+    canvas c;
+    if (!canvas_open(&c, W, H)) return canvas_finish(&c, out, name);
+    cairo_t *cr = c.cr;
+
+    char tot[32], buf[200];
+    thousands(tot, sizeof tot, total);
+    draw_title(cr, W, "Confusion matrix");
+    snprintf(buf, sizeof buf, "%s test images, accuracy %.2f%%; rows: true class, columns: predicted",
+             tot, 100 * accuracy);
+    rgb(cr, C_MUTED);
+    fit_font(cr, buf, W - 40, 15, 10, false);
+    text(cr, W / 2.0, 52, buf, 0.5, 0);
+
+    heat_cells(cr, &l, conf, k);
+    heat_labels(cr, &l, m, k);
+    heat_colour_bar(cr, &l);
     return canvas_finish(&c, out, name);
 }
 
@@ -910,10 +993,10 @@ typedef struct results {
     double *precision, *recall, *f1;
 } results;
 
-static void build_html(rbuf *b, hcr_model *m, const results *r, const history *h, rbuf png[])
+/* From the doctype to the line naming the model and its dataset. */
+static void html_head(rbuf *b, hcr_model *m, int k)
 {
-    char a[64], c[64];
-    const int k = r->k;
+    char a[64];
     rb_str(b, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
               "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>hcr report: ");
     rb_esc(b, hcr_model_spec(m));
@@ -929,7 +1012,14 @@ static void build_html(rbuf *b, hcr_model *m, const results *r, const history *h
         rb_esc(b, ds);
         rb_str(b, "</code>");
     }
-    rb_str(b, ".</p>\n<div class=\"cards\">\n");
+    rb_str(b, ".</p>\n");
+}
+
+/* The headline numbers as cards, then what training itself recorded. */
+static void html_cards(rbuf *b, hcr_model *m, const results *r, const history *h)
+{
+    char a[64], c[64];
+    rb_str(b, "<div class=\"cards\">\n");
     thousands(a, sizeof a, r->n);
     rb_fmt(b, "<div class=\"card\"><b>%.2f%%</b><span>test accuracy (%s images)</span></div>\n",
            100 * r->accuracy, a);
@@ -947,21 +1037,14 @@ static void build_html(rbuf *b, hcr_model *m, const results *r, const history *h
     if (ta && tl)
         rb_fmt(b, "<p class=\"sub\">Recorded in the model at the end of training: test accuracy "
                   "%.2f%%, test loss %.4f.</p>\n", 100 * atof(ta), atof(tl));
+}
 
-    rb_str(b, "<h2 id=\"curves\">Learning curves</h2>\n");
-    html_figure(b, &png[PNG_ACCURACY], report_png_names[PNG_ACCURACY], "Training and validation accuracy per epoch",
-                "Accuracy per epoch: training (solid, circles) and validation (dashed, squares)");
-    html_figure(b, &png[PNG_LOSS], report_png_names[PNG_LOSS], "Training and validation loss per epoch",
-                "Cross-entropy loss per epoch: training (solid, circles) and validation (dashed, squares)");
-
-    rb_str(b, "<h2 id=\"samples\">Test images</h2>\n");
-    html_figure(b, &png[PNG_SAMPLES], report_png_names[PNG_SAMPLES], "The first test images with true and predicted labels",
-                "The first test images with their true label and the model's prediction, red where wrong");
-
-    rb_str(b, "<h2 id=\"confusion\">Confusion matrix</h2>\n");
-    html_figure(b, &png[PNG_CONFUSION], report_png_names[PNG_CONFUSION], "Confusion matrix heat map",
-                "Counts of test images by true class (rows) and predicted class (columns)");
-
+/* Precision, recall, F1 and support per class, with their macro and
+ * support-weighted averages. */
+static void html_per_class(rbuf *b, hcr_model *m, const results *r)
+{
+    char a[64];
+    const int k = r->k;
     rb_str(b, "<h2 id=\"per-class\">Per-class precision, recall and F1</h2>\n<table>\n<tr><th>class</th>"
               "<th class=\"n\">precision</th><th class=\"n\">recall</th><th class=\"n\">F1</th>"
               "<th class=\"n\">support</th></tr>\n");
@@ -985,11 +1068,11 @@ static void build_html(rbuf *b, hcr_model *m, const results *r, const history *h
     rb_fmt(b, "<tr><td>weighted average</td><td class=\"n\">%.4f</td><td class=\"n\">%.4f</td>"
               "<td class=\"n\">%.4f</td><td class=\"n\">%s</td></tr>\n</table>\n",
            wp / r->n, wr / r->n, wf / r->n, a);
+}
 
-    rb_str(b, "<h2 id=\"mistakes\">Most confident mistakes</h2>\n");
-    html_figure(b, &png[PNG_MISCLASSIFIED], report_png_names[PNG_MISCLASSIFIED], "Misclassified test images",
-                "Misclassified test images, the ones the model was surest about first");
-
+/* The layer table, as hcr summary prints it. */
+static void html_model_summary(rbuf *b, hcr_model *m)
+{
     rb_str(b, "<h2>Model</h2>\n<pre>");
     char *sum = NULL;
     size_t sumlen = 0;
@@ -1008,28 +1091,37 @@ static void build_html(rbuf *b, hcr_model *m, const results *r, const history *h
         }
     }
     free(sum);
-    rb_str(b, "</pre>\n<h2>Training recipe</h2>\n");
-    html_kv_json(b, hcr_model_get_meta(m, "recipe"));
+    rb_str(b, "</pre>\n");
+}
 
+/* The per-epoch history table. */
+static void html_history(rbuf *b, const history *h)
+{
     rb_str(b, "<h2>History</h2>\n");
     if (h->n == 0) {
         rb_str(b, "<p>No finished epochs recorded.</p>\n");
-    } else {
-        rb_str(b, "<table>\n<tr><th class=\"n\">epoch</th><th class=\"n\">loss</th>"
-                  "<th class=\"n\">accuracy</th>");
-        if (h->has_val) rb_str(b, "<th class=\"n\">val_loss</th><th class=\"n\">val_accuracy</th>");
-        rb_str(b, "<th class=\"n\">seconds</th></tr>\n");
-        for (int i = 0; i < h->n; i++) {
-            rb_fmt(b, "<tr><td class=\"n\">%d</td><td class=\"n\">%.4f</td><td class=\"n\">%.4f</td>",
-                   i + 1, h->loss[i], h->acc[i]);
-            if (h->has_val)
-                rb_fmt(b, "<td class=\"n\">%.4f</td><td class=\"n\">%.4f</td>", h->vloss[i], h->vacc[i]);
-            rb_fmt(b, "<td class=\"n\">%.1f</td></tr>\n", h->secs[i]);
-        }
-        rb_str(b, "</table>\n");
+        return;
     }
+    rb_str(b, "<table>\n<tr><th class=\"n\">epoch</th><th class=\"n\">loss</th>"
+              "<th class=\"n\">accuracy</th>");
+    if (h->has_val) rb_str(b, "<th class=\"n\">val_loss</th><th class=\"n\">val_accuracy</th>");
+    rb_str(b, "<th class=\"n\">seconds</th></tr>\n");
+    for (int i = 0; i < h->n; i++) {
+        rb_fmt(b, "<tr><td class=\"n\">%d</td><td class=\"n\">%.4f</td><td class=\"n\">%.4f</td>",
+               i + 1, h->loss[i], h->acc[i]);
+        if (h->has_val)
+            rb_fmt(b, "<td class=\"n\">%.4f</td><td class=\"n\">%.4f</td>", h->vloss[i], h->vacc[i]);
+        rb_fmt(b, "<td class=\"n\">%.1f</td></tr>\n", h->secs[i]);
+    }
+    rb_str(b, "</table>\n");
+}
 
+/* Training time (total and per epoch) and this report's inference speed. */
+static void html_timings(rbuf *b, hcr_model *m, const results *r, const history *h)
+{
+    char a[64];
     rb_str(b, "<h2>Timings</h2>\n<table>\n");
+    const char *ts = hcr_model_get_meta(m, "train_seconds");
     if (ts) {
         duration(a, sizeof a, atof(ts));
         rb_fmt(b, "<tr><th>training, total</th><td class=\"n\">%s</td></tr>\n", a);
@@ -1045,6 +1137,38 @@ static void build_html(rbuf *b, hcr_model *m, const results *r, const history *h
               "(%.0f images/s, %.3f ms per image)</td></tr>\n</table>\n",
            a, r->predict_seconds, r->predict_seconds > 0 ? r->n / r->predict_seconds : 0,
            1000 * r->predict_seconds / r->n);
+}
+
+static void build_html(rbuf *b, hcr_model *m, const results *r, const history *h, rbuf png[])
+{
+    html_head(b, m, r->k);
+    html_cards(b, m, r, h);
+
+    rb_str(b, "<h2 id=\"curves\">Learning curves</h2>\n");
+    html_figure(b, &png[PNG_ACCURACY], report_png_names[PNG_ACCURACY], "Training and validation accuracy per epoch",
+                "Accuracy per epoch: training (solid, circles) and validation (dashed, squares)");
+    html_figure(b, &png[PNG_LOSS], report_png_names[PNG_LOSS], "Training and validation loss per epoch",
+                "Cross-entropy loss per epoch: training (solid, circles) and validation (dashed, squares)");
+
+    rb_str(b, "<h2 id=\"samples\">Test images</h2>\n");
+    html_figure(b, &png[PNG_SAMPLES], report_png_names[PNG_SAMPLES], "The first test images with true and predicted labels",
+                "The first test images with their true label and the model's prediction, red where wrong");
+
+    rb_str(b, "<h2 id=\"confusion\">Confusion matrix</h2>\n");
+    html_figure(b, &png[PNG_CONFUSION], report_png_names[PNG_CONFUSION], "Confusion matrix heat map",
+                "Counts of test images by true class (rows) and predicted class (columns)");
+
+    html_per_class(b, m, r);
+
+    rb_str(b, "<h2 id=\"mistakes\">Most confident mistakes</h2>\n");
+    html_figure(b, &png[PNG_MISCLASSIFIED], report_png_names[PNG_MISCLASSIFIED], "Misclassified test images",
+                "Misclassified test images, the ones the model was surest about first");
+
+    html_model_summary(b, m);
+    rb_str(b, "<h2>Training recipe</h2>\n");
+    html_kv_json(b, hcr_model_get_meta(m, "recipe"));
+    html_history(b, h);
+    html_timings(b, m, r, h);
 
     rb_str(b, "<h2>Data</h2>\n<p>SHA-256 of the uncompressed dataset files the model was trained "
               "and tested on:</p>\n");
@@ -1064,6 +1188,104 @@ static int by_confidence(const void *a, const void *b)
     const grid_item *x = a, *y = b;
     if (x->confidence != y->confidence) return x->confidence < y->confidence ? 1 : -1;
     return x->index - y->index;
+}
+
+static void results_free(results *r)
+{
+    free(r->confusion);
+    free(r->support);
+    free(r->precision);
+    free(r->recall);
+    free(r->f1);
+}
+
+/* One pass over the test set gives everything: predictions (pred),
+ * confidences (probs), the mistakes (items, r->wrong of them), loss (the
+ * same clamped cross-entropy as training), the confusion matrix and the
+ * per-class scores. */
+static hcr_status score_test(hcr_model *m, const hcr_dataset *test, float *probs, int *pred,
+                             grid_item *items, results *r)
+{
+    const int k = r->k, n = r->n;
+    double t0 = now_seconds();
+    hcr_status s = hcr_model_predict(m, test->pixels, n, probs);
+    r->predict_seconds = now_seconds() - t0;
+    if (s) return s;
+    double loss = 0;
+    int nitems = 0;
+    for (int i = 0; i < n; i++) {
+        const float *p = probs + (size_t)i * k;
+        int best = 0;
+        for (int j = 1; j < k; j++)
+            if (p[j] > p[best]) best = j;
+        pred[i] = best;
+        float pl = p[test->labels[i]];
+        loss -= log(pl > 1e-7f ? (double)pl : 1e-7);
+        if (best != test->labels[i])
+            items[nitems++] = (grid_item){.index = i, .pred = best, .confidence = p[best]};
+    }
+    r->loss = loss / n;
+    r->wrong = nitems;
+    r->accuracy = (double)(n - nitems) / n;
+    report_confusion(test->labels, pred, n, k, r->confusion);
+    hcr__metrics_from_confusion(r->confusion, k, r->precision, r->recall, r->f1, r->support);
+    return HCR_OK;
+}
+
+/* samples.png: the first 32 test images and their predictions. */
+static hcr_status draw_samples(rbuf *out, const hcr_model *m, const hcr_dataset *test,
+                               const float *probs, const int *pred, int k)
+{
+    const int n = test->count;
+    grid_item first[32];
+    int nf = n < 32 ? n : 32, wrong = 0;
+    for (int i = 0; i < nf; i++) {
+        first[i] = (grid_item){.index = i, .pred = pred[i], .confidence = probs[(size_t)i * k + pred[i]]};
+        wrong += pred[i] != test->labels[i];
+    }
+    char sub[160];
+    snprintf(sub, sizeof sub, "The first %d test images: true label, then the prediction (%d wrong, in red)",
+             nf, wrong);
+    return draw_grid(out, report_png_names[PNG_SAMPLES], "Test images", sub, m, test, first, nf, false);
+}
+
+/* misclassified.png: the 24 mistakes made with the most confidence;
+ * items (the nitems mistakes) are sorted here, surest first. */
+static hcr_status draw_mistakes(rbuf *out, const hcr_model *m, const hcr_dataset *test,
+                                grid_item *items, int nitems)
+{
+    qsort(items, (size_t)nitems, sizeof *items, by_confidence);
+    int show = nitems < 24 ? nitems : 24;
+    char sub[200], a[32], b[32];
+    thousands(a, sizeof a, nitems);
+    thousands(b, sizeof b, test->count);
+    if (nitems == 0)
+        snprintf(sub, sizeof sub, "No test image is misclassified (%s images)", b);
+    else
+        snprintf(sub, sizeof sub, "The %d wrong answers the model was surest about (%s of %s test images are wrong)",
+                 show, a, b);
+    return draw_grid(out, report_png_names[PNG_MISCLASSIFIED], "Most confident mistakes", sub, m,
+                     test, items, show, true);
+}
+
+/* The five pictures, in report_png_names' order. */
+static hcr_status draw_pictures(rbuf png[], const hcr_model *m, const hcr_dataset *test,
+                                const results *r, const history *h, const float *probs,
+                                const int *pred, grid_item *items)
+{
+    hcr_status s;
+    if ((s = draw_curves(&png[PNG_ACCURACY], report_png_names[PNG_ACCURACY],
+                         "Training and validation accuracy", "Accuracy", h->n, h->acc,
+                         h->has_val ? h->vacc : NULL)))
+        return s;
+    if ((s = draw_curves(&png[PNG_LOSS], report_png_names[PNG_LOSS], "Training and validation loss",
+                         "Loss (cross-entropy)", h->n, h->loss, h->has_val ? h->vloss : NULL)))
+        return s;
+    if ((s = draw_samples(&png[PNG_SAMPLES], m, test, probs, pred, r->k))) return s;
+    if ((s = draw_confusion(&png[PNG_CONFUSION], report_png_names[PNG_CONFUSION], m, r->confusion,
+                            r->k, r->n, r->accuracy)))
+        return s;
+    return draw_mistakes(&png[PNG_MISCLASSIFIED], m, test, items, r->wrong);
 }
 
 hcr_status hcr_report_write(hcr_model *m, const hcr_dataset *test, const char *dir)
@@ -1091,74 +1313,10 @@ hcr_status hcr_report_write(hcr_model *m, const hcr_dataset *test, const char *d
         goto done;
     }
 
-    /* One pass over the test set gives everything: predictions,
-     * confidences, loss (the same clamped cross-entropy as training). */
-    double t0 = now_seconds();
-    s = hcr_model_predict(m, test->pixels, n, probs);
-    r.predict_seconds = now_seconds() - t0;
-    if (s) goto done;
-    double loss = 0;
-    int nitems = 0;
-    for (int i = 0; i < n; i++) {
-        const float *p = probs + (size_t)i * k;
-        int best = 0;
-        for (int j = 1; j < k; j++)
-            if (p[j] > p[best]) best = j;
-        pred[i] = best;
-        float pl = p[test->labels[i]];
-        loss -= log(pl > 1e-7f ? (double)pl : 1e-7);
-        if (best != test->labels[i])
-            items[nitems++] = (grid_item){.index = i, .pred = best, .confidence = p[best]};
-    }
-    r.loss = loss / n;
-    r.wrong = nitems;
-    r.accuracy = (double)(n - nitems) / n;
-    report_confusion(test->labels, pred, n, k, r.confusion);
-    hcr__metrics_from_confusion(r.confusion, k, r.precision, r.recall, r.f1, r.support);
-
+    if ((s = score_test(m, test, probs, pred, items, &r))) goto done;
     if ((s = history_parse(m, &h))) goto done;
     if ((s = make_dirs(dir))) goto done;
-
-    if ((s = draw_curves(&png[PNG_ACCURACY], report_png_names[PNG_ACCURACY],
-                         "Training and validation accuracy", "Accuracy", h.n, h.acc,
-                         h.has_val ? h.vacc : NULL)))
-        goto done;
-    if ((s = draw_curves(&png[PNG_LOSS], report_png_names[PNG_LOSS], "Training and validation loss",
-                         "Loss (cross-entropy)", h.n, h.loss, h.has_val ? h.vloss : NULL)))
-        goto done;
-
-    {
-        grid_item first[32];
-        int nf = n < 32 ? n : 32, wrong = 0;
-        for (int i = 0; i < nf; i++) {
-            first[i] = (grid_item){.index = i, .pred = pred[i], .confidence = probs[(size_t)i * k + pred[i]]};
-            wrong += pred[i] != test->labels[i];
-        }
-        char sub[160];
-        snprintf(sub, sizeof sub, "The first %d test images: true label, then the prediction (%d wrong, in red)",
-                 nf, wrong);
-        if ((s = draw_grid(&png[PNG_SAMPLES], report_png_names[PNG_SAMPLES], "Test images", sub, m,
-                           test, first, nf, false)))
-            goto done;
-    }
-    if ((s = draw_confusion(&png[PNG_CONFUSION], report_png_names[PNG_CONFUSION], m, r.confusion, k,
-                            n, r.accuracy)))
-        goto done;
-    {
-        qsort(items, (size_t)nitems, sizeof *items, by_confidence);
-        int show = nitems < 24 ? nitems : 24;
-        char sub[200], a[32], b[32];
-        thousands(a, sizeof a, nitems);
-        thousands(b, sizeof b, n);
-        if (nitems == 0)
-            snprintf(sub, sizeof sub, "No test image is misclassified (%s images)", b);
-        else
-            snprintf(sub, sizeof sub, "The %d wrong answers the model was surest about (%s of %s test images are wrong)",
-                     show, a, b);
-        if ((s = draw_grid(&png[PNG_MISCLASSIFIED], report_png_names[PNG_MISCLASSIFIED],
-                           "Most confident mistakes", sub, m, test, items, show, true)))
-            goto done;
-    }
+    if ((s = draw_pictures(png, m, test, &r, &h, probs, pred, items))) goto done;
 
     build_html(&html, m, &r, &h, png);
     if (html.oom) {
@@ -1176,10 +1334,6 @@ done:
     free(probs);
     free(pred);
     free(items);
-    free(r.confusion);
-    free(r.support);
-    free(r.precision);
-    free(r.recall);
-    free(r.f1);
+    results_free(&r);
     return s;
 }

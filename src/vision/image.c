@@ -202,6 +202,64 @@ int pnm_header_ok(const uint8_t *b, size_t len)
     return 1;
 }
 
+/* A PNG's header, checked before stb_image sees it: the size against the
+ * limit, and every chunk up to IEND within the file. */
+static hcr_status png_header_ok(const uint8_t *b, size_t len, const char *name)
+{
+    /* stb_image refuses huge PNGs with a vague message: say it here. */
+    uint32_t pw = (uint32_t)b[16] << 24 | (uint32_t)b[17] << 16 | (uint32_t)b[18] << 8 | b[19];
+    uint32_t ph = (uint32_t)b[20] << 24 | (uint32_t)b[21] << 16 | (uint32_t)b[22] << 8 | b[23];
+    if ((uint64_t)pw * ph > (uint64_t)HCR_IMAGE_MAX_PIXELS)
+        return hcr__fail(HCR_EFORMAT,
+                        "'%s' is %ux%u pixels, more than the limit of %ld pixels (50 megapixels)",
+                        name, pw, ph, (long)HCR_IMAGE_MAX_PIXELS);
+    if (pw == 0 || ph == 0) return hcr__fail(HCR_EFORMAT, "'%s' has zero size (%ux%u)", name, pw, ph);
+    /* stb_image grows its buffer to a chunk's claimed length before
+     * reading the chunk (up to 1 GiB for a file of a few bytes): every
+     * chunk up to IEND must fit in the file. */
+    for (size_t off = 8; off + 8 <= len;) {
+        uint32_t cl = (uint32_t)b[off] << 24 | (uint32_t)b[off + 1] << 16 | (uint32_t)b[off + 2] << 8 | b[off + 3];
+        if (cl > len - off - 8)
+            return hcr__fail(HCR_EFORMAT,
+                            "'%s' is corrupt or truncated: the PNG chunk at byte %zu claims %u bytes, "
+                            "more than the %zu left",
+                            name, off, cl, len - off - 8);
+        if (!memcmp(b + off + 4, "IEND", 4)) break;
+        off += 12 + (size_t)cl;
+    }
+    return HCR_OK;
+}
+
+/* stb_image's n channels per pixel (grey, grey+alpha, RGB, RGBA) to grey
+ * in img. */
+static void grey_from_channels(const uint8_t *px, int n, hcr_image *img)
+{
+    const size_t np = (size_t)img->width * img->height;
+    const int has_alpha = n == 2 || n == 4;
+    /* Luma, and the alpha-weighted mean luma of the opaque part. */
+    double lsum = 0, asum = 0;
+    int translucent = 0;
+    for (size_t i = 0; i < np; i++) {
+        const uint8_t *p = px + i * n;
+        int l = n >= 3 ? (299 * p[0] + 587 * p[1] + 114 * p[2] + 500) / 1000 : p[0];
+        img->pixels[i] = (uint8_t)l;
+        if (has_alpha) {
+            int a = p[n - 1];
+            if (a < 255) translucent = 1;
+            lsum += (double)l * a;
+            asum += a;
+        }
+    }
+    if (translucent) {
+        /* Composite over a background contrasting with the strokes. */
+        const int bg = (asum > 0 && lsum / asum >= 128) ? 0 : 255;
+        for (size_t i = 0; i < np; i++) {
+            int a = px[i * n + n - 1];
+            img->pixels[i] = (uint8_t)((img->pixels[i] * a + bg * (255 - a) + 127) / 255);
+        }
+    }
+}
+
 hcr_status hcr_image_load_memory(const void *data, size_t len, const char *name, hcr_image **out)
 {
     if (!out || (!data && len)) return hcr__fail(HCR_EINVAL, "hcr_image_load_memory: bad arguments");
@@ -213,29 +271,10 @@ hcr_status hcr_image_load_memory(const void *data, size_t len, const char *name,
                         (long)HCR_IMAGE_MAX_BYTES);
     int w, h, n;
     const uint8_t *b = data;
-    if (len >= 24 && !memcmp(b, "\x89PNG\r\n\x1a\n", 8) && !memcmp(b + 12, "IHDR", 4)) {
-        /* stb_image refuses huge PNGs with a vague message: say it here. */
-        uint32_t pw = (uint32_t)b[16] << 24 | (uint32_t)b[17] << 16 | (uint32_t)b[18] << 8 | b[19];
-        uint32_t ph = (uint32_t)b[20] << 24 | (uint32_t)b[21] << 16 | (uint32_t)b[22] << 8 | b[23];
-        if ((uint64_t)pw * ph > (uint64_t)HCR_IMAGE_MAX_PIXELS)
-            return hcr__fail(HCR_EFORMAT,
-                            "'%s' is %ux%u pixels, more than the limit of %ld pixels (50 megapixels)",
-                            name, pw, ph, (long)HCR_IMAGE_MAX_PIXELS);
-        if (pw == 0 || ph == 0) return hcr__fail(HCR_EFORMAT, "'%s' has zero size (%ux%u)", name, pw, ph);
-        /* stb_image grows its buffer to a chunk's claimed length before
-         * reading the chunk (up to 1 GiB for a file of a few bytes): every
-         * chunk up to IEND must fit in the file. */
-        for (size_t off = 8; off + 8 <= len;) {
-            uint32_t cl = (uint32_t)b[off] << 24 | (uint32_t)b[off + 1] << 16 | (uint32_t)b[off + 2] << 8 | b[off + 3];
-            if (cl > len - off - 8)
-                return hcr__fail(HCR_EFORMAT,
-                                "'%s' is corrupt or truncated: the PNG chunk at byte %zu claims %u bytes, "
-                                "more than the %zu left",
-                                name, off, cl, len - off - 8);
-            if (!memcmp(b + off + 4, "IEND", 4)) break;
-            off += 12 + (size_t)cl;
-        }
-    }
+    hcr_status s;
+    if (len >= 24 && !memcmp(b, "\x89PNG\r\n\x1a\n", 8) && !memcmp(b + 12, "IHDR", 4) &&
+        (s = png_header_ok(b, len, name)) != HCR_OK)
+        return s;
     if (!jpeg_huffman_ok(b, len))
         return hcr__fail(HCR_EFORMAT, "'%s' is corrupt: a JPEG Huffman table has more than 256 codes", name);
     if (!pnm_header_ok(b, len))
@@ -258,38 +297,13 @@ hcr_status hcr_image_load_memory(const void *data, size_t len, const char *name,
         return hcr__fail(HCR_EFORMAT, "'%s': the image data does not match its header", name);
     }
     hcr_image *img = NULL;
-    hcr_status s = image_alloc(w, h, &img);
-    if (s) {
-        stbi_image_free(px);
-        return s;
-    }
-    const size_t np = (size_t)w * h;
-    const int has_alpha = n2 == 2 || n2 == 4;
-    /* Luma, and the alpha-weighted mean luma of the opaque part. */
-    double lsum = 0, asum = 0;
-    int translucent = 0;
-    for (size_t i = 0; i < np; i++) {
-        const uint8_t *p = px + i * n2;
-        int l = n2 >= 3 ? (299 * p[0] + 587 * p[1] + 114 * p[2] + 500) / 1000 : p[0];
-        img->pixels[i] = (uint8_t)l;
-        if (has_alpha) {
-            int a = p[n2 - 1];
-            if (a < 255) translucent = 1;
-            lsum += (double)l * a;
-            asum += a;
-        }
-    }
-    if (translucent) {
-        /* Composite over a background contrasting with the strokes. */
-        const int bg = (asum > 0 && lsum / asum >= 128) ? 0 : 255;
-        for (size_t i = 0; i < np; i++) {
-            int a = px[i * n2 + n2 - 1];
-            img->pixels[i] = (uint8_t)((img->pixels[i] * a + bg * (255 - a) + 127) / 255);
-        }
+    s = image_alloc(w, h, &img);
+    if (s == HCR_OK) {
+        grey_from_channels(px, n2, img);
+        *out = img;
     }
     stbi_image_free(px);
-    *out = img;
-    return HCR_OK;
+    return s;
 }
 
 hcr_status hcr_image_from_grey(int width, int height, const uint8_t *pixels, hcr_image **out)
@@ -377,9 +391,42 @@ static int uf_find(int *p, int x)
     return x;
 }
 
-/* Label the 8-connected components of mask (nonzero lab on entry), fill
- * k->comps. */
-static hcr_status label_components(ink_map *k, const uint8_t *mask)
+/* A new label (*label) in the union-find forest *parent (*cap entries,
+ * *n used), its own root; on failure *parent is left as it was. */
+static hcr_status uf_add(int **parent, int *cap, int *n, int *label)
+{
+    if (*n == *cap) {
+        if (*cap > INT_MAX / 2) return hcr__fail(HCR_ENOMEM, "too many pieces of ink");
+        int *np = realloc(*parent, sizeof *np * (size_t)*cap * 2);
+        if (!np) return hcr__fail(HCR_ENOMEM, "out of memory labelling ink");
+        *parent = np;
+        *cap *= 2;
+    }
+    (*parent)[*n] = *n;
+    *label = (*n)++;
+    return HCR_OK;
+}
+
+/* Union the trees of the nn labels nb[]; their root is the smallest. */
+static int uf_union(int *parent, const int *nb, int nn)
+{
+    int r = uf_find(parent, nb[0]);
+    for (int j = 1; j < nn; j++) {
+        int q = uf_find(parent, nb[j]);
+        if (q < r) {
+            parent[r] = q;
+            r = q;
+        } else if (q > r) {
+            parent[q] = r;
+        }
+    }
+    return r;
+}
+
+/* The first pass of labelling: each ink pixel takes the label of its
+ * neighbours above and to the left, whose trees it joins, or a new one.
+ * *parent_out gets the forest, *n_out its size (label 0 is no ink). */
+static hcr_status label_pass(ink_map *k, const uint8_t *mask, int **parent_out, int *n_out)
 {
     const int w = k->w, h = k->h;
     int cap = 1024, n = 0;
@@ -402,43 +449,29 @@ static hcr_status label_components(ink_map *k, const uint8_t *mask)
                 if (mask[up]) nb[nn++] = k->lab[up];
                 if (x + 1 < w && mask[up + 1]) nb[nn++] = k->lab[up + 1];
             }
-            if (nn == 0) {
-                if (n == cap) {
-                    if (cap > INT_MAX / 2) {
-                        free(parent);
-                        return hcr__fail(HCR_ENOMEM, "too many pieces of ink");
-                    }
-                    int *np = realloc(parent, sizeof *np * (size_t)cap * 2);
-                    if (!np) {
-                        free(parent);
-                        return hcr__fail(HCR_ENOMEM, "out of memory labelling ink");
-                    }
-                    parent = np;
-                    cap *= 2;
-                }
-                parent[n] = n;
-                k->lab[i] = n++;
+            if (nn > 0) {
+                k->lab[i] = uf_union(parent, nb, nn);
             } else {
-                int r = uf_find(parent, nb[0]);
-                for (int j = 1; j < nn; j++) {
-                    int q = uf_find(parent, nb[j]);
-                    if (q < r) {
-                        parent[r] = q;
-                        r = q;
-                    } else if (q > r) {
-                        parent[q] = r;
-                    }
+                hcr_status s = uf_add(&parent, &cap, &n, &k->lab[i]);
+                if (s) {
+                    free(parent);
+                    return s;
                 }
-                k->lab[i] = r;
             }
         }
     }
-    /* Compact the roots to 1..ncomp. */
+    *parent_out = parent;
+    *n_out = n;
+    return HCR_OK;
+}
+
+/* The second pass: the roots of the forest (parent, n labels) become
+ * 1..ncomp, and each component gets its bounding box and area. */
+static hcr_status label_compact(ink_map *k, int *parent, int n)
+{
+    const int w = k->w, h = k->h;
     int *map = calloc((size_t)n, sizeof *map);
-    if (!map) {
-        free(parent);
-        return hcr__fail(HCR_ENOMEM, "out of memory labelling ink");
-    }
+    if (!map) return hcr__fail(HCR_ENOMEM, "out of memory labelling ink");
     int nc = 0;
     for (int i = 1; i < n; i++) {
         int r = uf_find(parent, i);
@@ -448,7 +481,6 @@ static hcr_status label_components(ink_map *k, const uint8_t *mask)
     k->comps = calloc((size_t)nc + 1, sizeof *k->comps);
     if (!k->comps) {
         free(map);
-        free(parent);
         return hcr__fail(HCR_ENOMEM, "out of memory labelling ink");
     }
     k->ncomp = nc;
@@ -470,8 +502,19 @@ static hcr_status label_components(ink_map *k, const uint8_t *mask)
             cp->area++;
         }
     free(map);
-    free(parent);
     return HCR_OK;
+}
+
+/* Label the 8-connected components of mask (nonzero lab on entry), fill
+ * k->comps. */
+static hcr_status label_components(ink_map *k, const uint8_t *mask)
+{
+    int *parent = NULL, n = 0;
+    hcr_status s = label_pass(k, mask, &parent, &n);
+    if (s) return s;
+    s = label_compact(k, parent, n);
+    free(parent);
+    return s;
 }
 
 /* Pixel p of an image covered by a grid of n cells of B pixels: the two
@@ -486,29 +529,9 @@ static void grid_coord(int p, int B, int n, int *a, int *b, float *t)
     *b = c + 1 >= n ? n - 1 : c + 1 < 0 ? 0 : c + 1;
 }
 
-hcr_status ink_prepare(const hcr_image *img, ink_map *k)
+/* Box-average the image down by f each way into g (w x h). */
+static void ink_downsample(const hcr_image *img, int f, int w, int h, uint8_t *g)
 {
-    memset(k, 0, sizeof *k);
-    if (!img || !img->pixels || img->width <= 0 || img->height <= 0)
-        return hcr__fail(HCR_EINVAL, "no image");
-    /* Working resolution. */
-    long long np0 = (long long)img->width * img->height;
-    int f = 1;
-    while (np0 / ((long long)f * f) > WORK_MAX_PIXELS) f++;
-    const int w = (img->width + f - 1) / f, h = (img->height + f - 1) / f;
-    const size_t np = (size_t)w * h;
-    k->w = w;
-    k->h = h;
-    k->f = f;
-    uint8_t *g = malloc(np), *mask = NULL;
-    float *bgrid = NULL;
-    k->v = malloc(np * sizeof *k->v);
-    k->lab = malloc(np * sizeof *k->lab);
-    hcr_status s = HCR_OK;
-    if (!g || !k->v || !k->lab) {
-        s = hcr__fail(HCR_ENOMEM, "out of memory preprocessing a %dx%d image", w, h);
-        goto done;
-    }
     for (int y = 0; y < h; y++)
         for (int x = 0; x < w; x++) {
             long sum = 0, cnt = 0;
@@ -519,25 +542,27 @@ hcr_status ink_prepare(const hcr_image *img, ink_map *k)
                 }
             g[(size_t)y * w + x] = (uint8_t)((sum + cnt / 2) / cnt);
         }
-    /* Polarity: the ink is the side of the median with the longer tail. */
+}
+
+/* Polarity: the ink is the side of the median with the longer tail. Dark
+ * ink is made light (MNIST's polarity); returns whether it was. */
+static int ink_make_light(uint8_t *g, size_t np)
+{
     long hist[256] = {0};
     for (size_t i = 0; i < np; i++) hist[g[i]]++;
     int med = hist_percentile(hist, (long)np, 0.5), plo = hist_percentile(hist, (long)np, 0.001),
         phi = hist_percentile(hist, (long)np, 0.999);
-    k->inverted = (med - plo) > (phi - med);
-    if (k->inverted)
+    int inverted = (med - plo) > (phi - med);
+    if (inverted)
         for (size_t i = 0; i < np; i++) g[i] = (uint8_t)(255 - g[i]);
-    /* Paper level: the 10th percentile of blocks, the minimum over 3x3
-     * blocks, interpolated bilinearly; subtracted. */
-    int B = (w > h ? w : h) / 16;
-    if (B < 4) B = 4;
-    const int gw = (w + B - 1) / B, gh = (h + B - 1) / B;
-    bgrid = malloc(sizeof *bgrid * 2 * (size_t)gw * gh);
-    if (!bgrid) {
-        s = hcr__fail(HCR_ENOMEM, "out of memory preprocessing");
-        goto done;
-    }
-    float *pct = bgrid + (size_t)gw * gh;
+    return inverted;
+}
+
+/* The paper level of each block of B x B pixels of g (w x h) in bgrid
+ * (gw x gh): the 10th percentile of the block, then the minimum over its
+ * 3x3 neighbourhood. pct is scratch of the same size. */
+static void paper_grid(const uint8_t *g, int w, int h, int B, int gw, int gh, float *bgrid, float *pct)
+{
     for (int by = 0; by < gh; by++)
         for (int bx = 0; bx < gw; bx++) {
             long bh[256] = {0}, cnt = 0;
@@ -559,7 +584,20 @@ hcr_status ink_prepare(const hcr_image *img, ink_map *k)
                 }
             bgrid[by * gw + bx] = m;
         }
-    long fh[256] = {0};
+}
+
+/* Paper level: the 10th percentile of blocks, the minimum over 3x3
+ * blocks, interpolated bilinearly; subtracted. k->v gets what is left of
+ * g above the paper, fh its histogram. */
+static hcr_status subtract_paper(ink_map *k, const uint8_t *g, long fh[256])
+{
+    const int w = k->w, h = k->h;
+    int B = (w > h ? w : h) / 16;
+    if (B < 4) B = 4;
+    const int gw = (w + B - 1) / B, gh = (h + B - 1) / B;
+    float *bgrid = malloc(sizeof *bgrid * 2 * (size_t)gw * gh);
+    if (!bgrid) return hcr__fail(HCR_ENOMEM, "out of memory preprocessing");
+    paper_grid(g, w, h, B, gw, gh, bgrid, bgrid + (size_t)gw * gh);
     for (int y = 0; y < h; y++) {
         int ya, yb;
         float ty;
@@ -577,20 +615,32 @@ hcr_status ink_prepare(const hcr_image *img, ink_map *k)
             fh[(int)(d + 0.5f) > 255 ? 255 : (int)(d + 0.5f)]++;
         }
     }
-    int hi = hist_percentile(fh, (long)np, 0.999);
-    {
-        int mx = 255;
-        while (mx > 0 && !fh[mx]) mx--;
-        if (hi < MIN_CONTRAST && mx >= 2 * MIN_CONTRAST) hi = mx; /* very little ink */
-    }
-    if (hi < MIN_CONTRAST) {
-        s = hcr__fail(HCR_EFORMAT, "no ink found: the image is blank or has too little contrast");
-        goto done;
-    }
-    int t = otsu(fh, (long)np);
+    free(bgrid);
+    return HCR_OK;
+}
+
+/* Otsu's threshold of the flattened ink (histogram fh of np values), not
+ * below a quarter of the ink's contrast; fails when there is no ink. */
+static hcr_status ink_threshold(const long fh[256], long np, int *t_out)
+{
+    int hi = hist_percentile(fh, np, 0.999);
+    int mx = 255;
+    while (mx > 0 && !fh[mx]) mx--;
+    if (hi < MIN_CONTRAST && mx >= 2 * MIN_CONTRAST) hi = mx; /* very little ink */
+    if (hi < MIN_CONTRAST)
+        return hcr__fail(HCR_EFORMAT, "no ink found: the image is blank or has too little contrast");
+    int t = otsu(fh, np);
     if (t < hi / 4) t = hi / 4;
-    k->threshold = t;
-    /* The ink level: the 90th percentile of the ink. */
+    *t_out = t;
+    return HCR_OK;
+}
+
+/* The mask of ink above threshold t, and the grey levels in k->v mapped
+ * to 0..1 between LO_FRACTION of t (paper) and the ink level (the 90th
+ * percentile of the ink). */
+static void ink_levels(ink_map *k, const long fh[256], int t, uint8_t *mask)
+{
+    const size_t np = (size_t)k->w * k->h;
     long ih[256] = {0}, in = 0;
     for (int i = t + 1; i < 256; i++) {
         ih[i] = fh[i];
@@ -599,32 +649,69 @@ hcr_status ink_prepare(const hcr_image *img, ink_map *k)
     int level = in ? hist_percentile(ih, in, 0.9) : 255;
     const float lo = LO_FRACTION * t;
     if (level <= lo + 1) level = (int)lo + 2;
-    mask = malloc(np);
-    if (!mask) {
-        s = hcr__fail(HCR_ENOMEM, "out of memory preprocessing");
-        goto done;
-    }
     for (size_t i = 0; i < np; i++) {
         float d = k->v[i];
         mask[i] = d > t;
         float v = (d - lo) / (level - lo);
         k->v[i] = v < 0 ? 0 : v > 1 ? 1 : v;
     }
-    s = label_components(k, mask);
-    if (s) goto done;
-    if (k->ncomp == 0) {
-        s = hcr__fail(HCR_EFORMAT, "no ink found: the image is blank or has too little contrast");
-        goto done;
-    }
+}
+
+/* Components under SPECK_FRACTION of the largest (or of one pixel) are
+ * specks, not ink. */
+static void mark_specks(ink_map *k)
+{
     long amax = 0;
     for (int c = 1; c <= k->ncomp; c++)
         if (k->comps[c].area > amax) amax = k->comps[c].area;
     for (int c = 1; c <= k->ncomp; c++)
         k->comps[c].keep = k->comps[c].area >= SPECK_FRACTION * amax && k->comps[c].area >= 2;
+}
+
+hcr_status ink_prepare(const hcr_image *img, ink_map *k)
+{
+    memset(k, 0, sizeof *k);
+    if (!img || !img->pixels || img->width <= 0 || img->height <= 0)
+        return hcr__fail(HCR_EINVAL, "no image");
+    /* Working resolution. */
+    long long np0 = (long long)img->width * img->height;
+    int f = 1;
+    while (np0 / ((long long)f * f) > WORK_MAX_PIXELS) f++;
+    const int w = (img->width + f - 1) / f, h = (img->height + f - 1) / f;
+    const size_t np = (size_t)w * h;
+    k->w = w;
+    k->h = h;
+    k->f = f;
+    uint8_t *g = malloc(np), *mask = NULL;
+    k->v = malloc(np * sizeof *k->v);
+    k->lab = malloc(np * sizeof *k->lab);
+    hcr_status s = HCR_OK;
+    if (!g || !k->v || !k->lab) {
+        s = hcr__fail(HCR_ENOMEM, "out of memory preprocessing a %dx%d image", w, h);
+        goto done;
+    }
+    ink_downsample(img, f, w, h, g);
+    k->inverted = ink_make_light(g, np);
+    long fh[256] = {0};
+    if ((s = subtract_paper(k, g, fh))) goto done;
+    int t = 0;
+    if ((s = ink_threshold(fh, (long)np, &t))) goto done;
+    k->threshold = t;
+    mask = malloc(np);
+    if (!mask) {
+        s = hcr__fail(HCR_ENOMEM, "out of memory preprocessing");
+        goto done;
+    }
+    ink_levels(k, fh, t, mask);
+    if ((s = label_components(k, mask))) goto done;
+    if (k->ncomp == 0) {
+        s = hcr__fail(HCR_EFORMAT, "no ink found: the image is blank or has too little contrast");
+        goto done;
+    }
+    mark_specks(k);
 done:
     free(g);
     free(mask);
-    free(bgrid);
     if (s) ink_free(k);
     return s;
 }
@@ -1174,6 +1261,76 @@ done:
     return found;
 }
 
+/* Whether piece p (area pixels of ink) should try to join a neighbour:
+ * it is flat (*flat), or a fragment (see join_fragments). */
+static int wants_join(const ink_map *k, const int *group, const seg *p, long area, long med, int H,
+                      int *flat)
+{
+    const int ph = p->y1 - p->y0;
+    *flat = ph * 20 < H * 9;
+    if (*flat) return 1;
+    int parts = 0;
+    if (area < FRAG_AREA * med && ph < FRAG_HEIGHT * H)
+        for (int c = 1; c <= k->ncomp; c++) parts += group[c] == p->sel.g;
+    return !(parts == 0 || (parts < 2 && ph >= FRAG_SHORT * H));
+}
+
+/* Which of piece i's neighbours nb[] (left, right) are within reach. */
+static void neighbours_in_reach(const seg *segs, int n, int i, int flat, int H, const int nb[2],
+                                int reach[2])
+{
+    for (int d = 0; d < 2; d++) {
+        const int j = nb[d];
+        if (j < 0 || j >= n) continue;
+        const seg *p = &segs[i], *q = &segs[j];
+        const int mw = (p->x1 > q->x1 ? p->x1 : q->x1) - (p->x0 < q->x0 ? p->x0 : q->x0);
+        const int gap = p->x0 > q->x1 ? p->x0 - q->x1 : q->x0 > p->x1 ? q->x0 - p->x1 : 0;
+        reach[d] = flat ? gap <= H / 2 : mw <= FRAG_WIDTH * H;
+    }
+}
+
+/* The neighbour piece i joins (*best, -1 for none): the one side within
+ * reach of a flat piece, else the model's choice (see join_fragments).
+ * tg (ncomp + 1 groups), px (4 images) and pr (4 answers) are scratch. */
+static hcr_status choose_neighbour(hcr_model *m, const ink_map *k, const int *group, const seg *segs,
+                                   int i, int flat, const int nb[2], const int reach[2], int *tg,
+                                   uint8_t *px, float *pr, int *best)
+{
+    const int nc = hcr_model_num_classes(m);
+    hcr_status s;
+    *best = -1;
+    if (flat && reach[0] != reach[1]) {
+        *best = reach[0] ? nb[0] : nb[1]; /* one side only: no need to ask */
+        return HCR_OK;
+    }
+    if (!reach[0] && !reach[1]) return HCR_OK;
+    /* px: each neighbour, and the piece joined with it. */
+    int slot[2] = {-1, -1}, ni = 0;
+    for (int d = 0; d < 2; d++) {
+        if (!reach[d]) continue;
+        const seg *p = &segs[i], *q = &segs[nb[d]];
+        memcpy(tg, group, sizeof *tg * ((size_t)k->ncomp + 1));
+        for (int c = 1; c <= k->ncomp; c++)
+            if (tg[c] == q->sel.g) tg[c] = p->sel.g;
+        if ((s = render_char(k, group, &q->sel, px + (size_t)ni * 784, NULL))) return s;
+        if ((s = render_char(k, tg, &p->sel, px + (size_t)(ni + 1) * 784, NULL))) return s;
+        slot[d] = ni;
+        ni += 2;
+    }
+    if ((s = hcr_model_predict(m, px, ni, pr))) return s;
+    double bestgain = flat ? -HUGE_VAL : -FRAG_LOSS;
+    for (int d = 0; d < 2; d++) {
+        if (slot[d] < 0) continue;
+        const double gain = best_logp(pr + (size_t)(slot[d] + 1) * nc, nc) -
+                            best_logp(pr + (size_t)slot[d] * nc, nc);
+        if (gain > bestgain) {
+            bestgain = gain;
+            *best = nb[d];
+        }
+    }
+    return HCR_OK;
+}
+
 /* Flat pieces (under 45% of the line height: the bar of a 5 drawn apart,
  * the dot of an i) and fragments (small and short pieces: the dots of a
  * broken stroke, a short stroke of a broken 4) join a neighbour. Which
@@ -1213,55 +1370,14 @@ static hcr_status join_fragments(hcr_model *m, const ink_map *k, int *group, seg
     /* One pass: each piece is tried once (a line of many specks costs a
      * few model calls per speck, not per speck squared). */
     for (int i = 0; i < n && n > 1;) {
-        const int ph = segs[i].y1 - segs[i].y0, flat = ph * 20 < H * 9;
-        if (!flat) {
-            int parts = 0;
-            if (area[i] < FRAG_AREA * med && ph < FRAG_HEIGHT * H)
-                for (int c = 1; c <= k->ncomp; c++) parts += group[c] == segs[i].sel.g;
-            if (parts == 0 || (parts < 2 && ph >= FRAG_SHORT * H)) {
-                i++;
-                continue;
-            }
+        int flat, best = -1;
+        if (!wants_join(k, group, &segs[i], area[i], med, H, &flat)) {
+            i++;
+            continue;
         }
-        /* The neighbours within reach. */
         int nb[2] = {i - 1, i + 1}, reach[2] = {0, 0};
-        for (int d = 0; d < 2; d++) {
-            const int j = nb[d];
-            if (j < 0 || j >= n) continue;
-            const seg *p = &segs[i], *q = &segs[j];
-            const int mw = (p->x1 > q->x1 ? p->x1 : q->x1) - (p->x0 < q->x0 ? p->x0 : q->x0);
-            const int gap = p->x0 > q->x1 ? p->x0 - q->x1 : q->x0 > p->x1 ? q->x0 - p->x1 : 0;
-            reach[d] = flat ? gap <= H / 2 : mw <= FRAG_WIDTH * H;
-        }
-        int best = -1;
-        if (flat && reach[0] != reach[1]) {
-            best = reach[0] ? nb[0] : nb[1]; /* one side only: no need to ask */
-        } else if (reach[0] || reach[1]) {
-            /* px: each neighbour, and the piece joined with it. */
-            int slot[2] = {-1, -1}, ni = 0;
-            for (int d = 0; d < 2; d++) {
-                if (!reach[d]) continue;
-                const seg *p = &segs[i], *q = &segs[nb[d]];
-                memcpy(tg, group, sizeof *tg * ((size_t)k->ncomp + 1));
-                for (int c = 1; c <= k->ncomp; c++)
-                    if (tg[c] == q->sel.g) tg[c] = p->sel.g;
-                if ((s = render_char(k, group, &q->sel, px + (size_t)ni * 784, NULL))) goto done;
-                if ((s = render_char(k, tg, &p->sel, px + (size_t)(ni + 1) * 784, NULL))) goto done;
-                slot[d] = ni;
-                ni += 2;
-            }
-            if ((s = hcr_model_predict(m, px, ni, pr))) goto done;
-            double bestgain = flat ? -HUGE_VAL : -FRAG_LOSS;
-            for (int d = 0; d < 2; d++) {
-                if (slot[d] < 0) continue;
-                const double gain = best_logp(pr + (size_t)(slot[d] + 1) * nc, nc) -
-                                    best_logp(pr + (size_t)slot[d] * nc, nc);
-                if (gain > bestgain) {
-                    bestgain = gain;
-                    best = nb[d];
-                }
-            }
-        }
+        neighbours_in_reach(segs, n, i, flat, H, nb, reach);
+        if ((s = choose_neighbour(m, k, group, segs, i, flat, nb, reach, tg, px, pr, &best))) goto done;
         if (best < 0) {
             i++;
             continue;
@@ -1284,43 +1400,29 @@ done:
     return s;
 }
 
-hcr_status hcr_read_line(hcr_model *m, const hcr_image *img, hcr_line *out)
+/* One piece per component kept (group[c] its piece, -1 for specks). */
+static hcr_status initial_pieces(const ink_map *k, int *group, seg *segs, int *np)
 {
-    if (!m || !img || !out) return hcr__fail(HCR_EINVAL, "hcr_read_line: bad arguments");
-    memset(out, 0, sizeof *out);
-    if (hcr_model_input_rows(m) != 28 || hcr_model_input_cols(m) != 28)
-        return hcr__fail(HCR_EINVAL, "the model takes %dx%d images; reading needs 28x28",
-                        hcr_model_input_rows(m), hcr_model_input_cols(m));
-    const int nc = hcr_model_num_classes(m);
-    ink_map k;
-    hcr_status s = ink_prepare(img, &k);
-    if (s) return s;
-    int *group = malloc(sizeof *group * ((size_t)k.ncomp + 1));
-    seg *segs = calloc((size_t)k.ncomp + 1, sizeof *segs);
-    uint8_t *px = NULL;
-    float *pr = NULL;
     int n = 0;
-    if (!group || !segs) {
-        s = hcr__fail(HCR_ENOMEM, "out of memory reading a line");
-        goto done;
-    }
     group[0] = -1;
-    for (int c = 1; c <= k.ncomp; c++) {
+    for (int c = 1; c <= k->ncomp; c++) {
         group[c] = -1;
-        if (!k.comps[c].keep) continue;
+        if (!k->comps[c].keep) continue;
         group[c] = n;
-        segs[n] = (seg){k.comps[c].x0, k.comps[c].y0, k.comps[c].x1, k.comps[c].y1, {n, 0, k.w, NULL, NULL}, NULL, 0};
+        segs[n] = (seg){k->comps[c].x0, k->comps[c].y0, k->comps[c].x1, k->comps[c].y1, {n, 0, k->w, NULL, NULL}, NULL, 0};
         n++;
     }
-    if (n > 1000) {
-        s = hcr__fail(HCR_EFORMAT, "%d separate pieces of ink: this does not look like a line of characters", n);
-        goto done;
-    }
-    /* Line height: the tallest piece. */
-    int H = 1;
-    for (int i = 0; i < n; i++)
-        if (segs[i].y1 - segs[i].y0 > H) H = segs[i].y1 - segs[i].y0;
-    /* Merge pieces lying over each other. */
+    *np = n;
+    if (n > 1000)
+        return hcr__fail(HCR_EFORMAT, "%d separate pieces of ink: this does not look like a line of characters", n);
+    return HCR_OK;
+}
+
+/* Merge pieces lying over each other (most of the narrower one's width,
+ * and together no wider than 1.1 line heights), until none do. */
+static void merge_overlapping(seg *segs, int *np, int *group, int ncomp, int H)
+{
+    int n = *np;
     for (int changed = 1; changed;) {
         changed = 0;
         for (int i = 0; i < n && !changed; i++)
@@ -1330,39 +1432,64 @@ hcr_status hcr_read_line(hcr_model *m, const hcr_image *img, hcr_line *out)
                 int wp = p->x1 - p->x0, wq = q->x1 - q->x0;
                 int mw = (p->x1 > q->x1 ? p->x1 : q->x1) - (p->x0 < q->x0 ? p->x0 : q->x0);
                 if (ov * 10 < (wp < wq ? wp : wq) * 7 || mw > H * 11 / 10) continue;
-                merge_seg(p, q, group, k.ncomp);
+                merge_seg(p, q, group, ncomp);
                 segs[j] = segs[--n];
                 changed = 1;
             }
     }
-    qsort(segs, (size_t)n, sizeof *segs, cmp_seg);
-    if ((s = join_fragments(m, &k, group, segs, &n, H))) goto done;
-    /* Split pieces wide enough to hold two characters. */
-    for (int i = 0; i < n; i++) {
-        seg *p = &segs[i];
+    *np = n;
+}
+
+/* Split pieces wide enough to hold two characters; *segs grows. *np is
+ * kept up to date, so that the caller can free what is there on failure. */
+static hcr_status split_wide(hcr_model *m, const ink_map *k, int *group, seg **segs, int *np, int H)
+{
+    hcr_status s = HCR_OK;
+    for (int i = 0; i < *np; i++) {
+        seg *p = &(*segs)[i];
         if (p->joined || p->x1 - p->x0 < MIN_SPLIT_WIDTH * H) continue;
         seg a, b;
-        if (!try_split(m, &k, group, p, H, &a, &b, &s)) {
-            if (s) goto done;
+        if (!try_split(m, k, group, p, H, &a, &b, &s)) {
+            if (s) return s;
             continue;
         }
-        seg *ns = realloc(segs, sizeof *segs * ((size_t)n + 1));
+        seg *ns = realloc(*segs, sizeof *ns * ((size_t)*np + 1));
         if (!ns) {
             free(a.cut);
             free(b.cut);
-            s = hcr__fail(HCR_ENOMEM, "out of memory reading a line");
-            goto done;
+            return hcr__fail(HCR_ENOMEM, "out of memory reading a line");
         }
-        segs = ns;
-        free(segs[i].cut);
-        memmove(&segs[i + 2], &segs[i + 1], sizeof *segs * (size_t)(n - i - 1));
-        segs[i] = a;
-        segs[i + 1] = b;
-        n++;
+        *segs = ns;
+        free(ns[i].cut);
+        memmove(&ns[i + 2], &ns[i + 1], sizeof *ns * (size_t)(*np - i - 1));
+        ns[i] = a;
+        ns[i + 1] = b;
+        (*np)++;
         i--; /* look at the left half again */
     }
-    px = malloc((size_t)n * 784 + 1);
-    pr = malloc(sizeof *pr * ((size_t)n * nc + 1));
+    return HCR_OK;
+}
+
+/* out->text: the class names of the characters, joined. */
+static hcr_status line_text(hcr_model *m, hcr_line *out)
+{
+    size_t tl = 1;
+    for (int i = 0; i < out->count; i++) tl += strlen(hcr_model_class_name(m, out->chars[i].cls));
+    out->text = malloc(tl);
+    if (!out->text) return hcr__fail(HCR_ENOMEM, "out of memory reading a line");
+    out->text[0] = '\0';
+    for (int i = 0; i < out->count; i++) strcat(out->text, hcr_model_class_name(m, out->chars[i].cls));
+    return HCR_OK;
+}
+
+/* Render the n pieces, classify them in one call, and fill out. */
+static hcr_status read_pieces(hcr_model *m, const ink_map *k, const int *group, const seg *segs, int n,
+                              const hcr_image *img, hcr_line *out)
+{
+    const int nc = hcr_model_num_classes(m);
+    uint8_t *px = malloc((size_t)n * 784 + 1);
+    float *pr = malloc(sizeof *pr * ((size_t)n * nc + 1));
+    hcr_status s = HCR_OK;
     out->chars = calloc((size_t)n + 1, sizeof *out->chars);
     if (!px || !pr || !out->chars) {
         s = hcr__fail(HCR_ENOMEM, "out of memory reading a line");
@@ -1370,7 +1497,7 @@ hcr_status hcr_read_line(hcr_model *m, const hcr_image *img, hcr_line *out)
     }
     for (int i = 0; i < n; i++) {
         int box[4];
-        if ((s = render_char(&k, group, &segs[i].sel, px + (size_t)i * 784, box))) goto done;
+        if ((s = render_char(k, group, &segs[i].sel, px + (size_t)i * 784, box))) goto done;
         hcr_char *ch = &out->chars[i];
         ch->x = box[0];
         ch->y = box[1];
@@ -1379,7 +1506,6 @@ hcr_status hcr_read_line(hcr_model *m, const hcr_image *img, hcr_line *out)
         memcpy(ch->pixels, px + (size_t)i * 784, 784);
     }
     if (n && (s = hcr_model_predict(m, px, n, pr))) goto done;
-    size_t tl = 1;
     for (int i = 0; i < n; i++) {
         hcr_char *ch = &out->chars[i];
         ch->probs = malloc(sizeof *ch->probs * nc);
@@ -1393,19 +1519,43 @@ hcr_status hcr_read_line(hcr_model *m, const hcr_image *img, hcr_line *out)
         for (int c = 1; c < nc; c++)
             if (ch->probs[c] > ch->probs[ch->cls]) ch->cls = c;
         ch->confidence = ch->probs[ch->cls];
-        tl += strlen(hcr_model_class_name(m, ch->cls));
     }
     out->count = n;
-    out->text = malloc(tl);
-    if (!out->text) {
-        s = hcr__fail(HCR_ENOMEM, "out of memory reading a line");
-        goto done;
-    }
-    out->text[0] = '\0';
-    for (int i = 0; i < n; i++) strcat(out->text, hcr_model_class_name(m, out->chars[i].cls));
+    s = line_text(m, out);
 done:
     free(px);
     free(pr);
+    return s;
+}
+
+hcr_status hcr_read_line(hcr_model *m, const hcr_image *img, hcr_line *out)
+{
+    if (!m || !img || !out) return hcr__fail(HCR_EINVAL, "hcr_read_line: bad arguments");
+    memset(out, 0, sizeof *out);
+    if (hcr_model_input_rows(m) != 28 || hcr_model_input_cols(m) != 28)
+        return hcr__fail(HCR_EINVAL, "the model takes %dx%d images; reading needs 28x28",
+                        hcr_model_input_rows(m), hcr_model_input_cols(m));
+    ink_map k;
+    hcr_status s = ink_prepare(img, &k);
+    if (s) return s;
+    int *group = malloc(sizeof *group * ((size_t)k.ncomp + 1));
+    seg *segs = calloc((size_t)k.ncomp + 1, sizeof *segs);
+    int n = 0;
+    if (!group || !segs) {
+        s = hcr__fail(HCR_ENOMEM, "out of memory reading a line");
+        goto done;
+    }
+    if ((s = initial_pieces(&k, group, segs, &n))) goto done;
+    /* Line height: the tallest piece. */
+    int H = 1;
+    for (int i = 0; i < n; i++)
+        if (segs[i].y1 - segs[i].y0 > H) H = segs[i].y1 - segs[i].y0;
+    merge_overlapping(segs, &n, group, k.ncomp, H);
+    qsort(segs, (size_t)n, sizeof *segs, cmp_seg);
+    if ((s = join_fragments(m, &k, group, segs, &n, H))) goto done;
+    if ((s = split_wide(m, &k, group, &segs, &n, H))) goto done;
+    s = read_pieces(m, &k, group, segs, n, img, out);
+done:
     free(group);
     seg_free_all(segs, n);
     ink_free(&k);
@@ -1446,78 +1596,63 @@ static int touches(const float *canvas, int cw, int ch, const glyph *g, int x, i
     return 0;
 }
 
-hcr_status hcr_compose_number(const hcr_dataset *digits, int ndigits, int touching, uint64_t seed,
-                              hcr_image **out, char *text, size_t n)
+/* A glyph: a random image of digits, cropped to its ink and scaled by
+ * 0.85..1.15, its top placed at g->y above the baseline (with jitter).
+ * Its class name is appended to text (*tl bytes so far, n in all). On
+ * failure g->v may hold memory, which the caller frees. */
+static hcr_status make_glyph(const hcr_dataset *digits, hcr_rng *rng, glyph *g, char *text, size_t n,
+                             size_t *tl)
 {
-    if (!digits || !out || !text || ndigits < 1 || ndigits > 64 || n < (size_t)ndigits + 1 ||
-        digits->count < 1 || digits->rows < 4 || digits->cols < 4 || digits->rows > 256 ||
-        digits->cols > 256 || (touching && ndigits < 2))
-        return hcr__fail(HCR_EINVAL, "hcr_compose_number: bad arguments");
-    *out = NULL;
-    hcr_rng rng;
-    hcr_rng_seed(&rng, seed);
-    const int R = digits->rows, C = digits->cols, M = 8;
-    glyph *gl = calloc((size_t)ndigits, sizeof *gl);
-    float *canvas = NULL;
-    hcr_status s = HCR_OK;
-    if (!gl) return hcr__fail(HCR_ENOMEM, "out of memory");
-    int maxh = 0, sumw = 0;
-    size_t tl = 0; /* length of the text so far */
-    for (int d = 0; d < ndigits; d++) {
-        int idx = (int)hcr_rng_below(&rng, (uint32_t)digits->count);
-        const uint8_t *p = digits->pixels + (size_t)idx * R * C;
-        const char *nm = hcr_dataset_class_name(digits, digits->labels[idx]);
-        const size_t nl = strlen(nm);
-        if (tl + nl >= n) {
-            s = hcr__fail(HCR_EINVAL, "hcr_compose_number: the text does not fit %zu bytes", n);
-            goto done;
-        }
-        memcpy(text + tl, nm, nl);
-        tl += nl;
-        int x0 = C, y0 = R, x1 = 0, y1 = 0;
-        for (int y = 0; y < R; y++)
-            for (int x = 0; x < C; x++)
-                if (p[y * C + x]) {
-                    if (x < x0) x0 = x;
-                    if (y < y0) y0 = y;
-                    if (x + 1 > x1) x1 = x + 1;
-                    if (y + 1 > y1) y1 = y + 1;
-                }
-        if (x1 <= x0) x0 = 0, y0 = 0, x1 = 1, y1 = 1;
-        int bw = x1 - x0, bh = y1 - y0;
-        double sc = 0.85 + 0.3 * hcr_rng_uniform(&rng);
-        int gw = (int)lround(bw * sc), gh = (int)lround(bh * sc);
-        if (gw < 1) gw = 1;
-        if (gh < 1) gh = 1;
-        float *src = malloc(sizeof *src * ((size_t)bw * bh + (size_t)gw * bh));
-        gl[d].v = malloc(sizeof *gl[d].v * (size_t)gw * gh);
-        if (!src || !gl[d].v) {
-            free(src);
-            s = hcr__fail(HCR_ENOMEM, "out of memory");
-            goto done;
-        }
-        for (int y = 0; y < bh; y++)
-            for (int x = 0; x < bw; x++) src[y * bw + x] = p[(y + y0) * C + x + x0] / 255.0f;
-        float *tmp = src + (size_t)bw * bh;
-        resample_1d(src, bw, 1, bw, bh, tmp, gw, 1, gw);
-        resample_1d(tmp, bh, gw, 1, gw, gl[d].v, gh, gw, 1);
+    const int R = digits->rows, C = digits->cols;
+    int idx = (int)hcr_rng_below(rng, (uint32_t)digits->count);
+    const uint8_t *p = digits->pixels + (size_t)idx * R * C;
+    const char *nm = hcr_dataset_class_name(digits, digits->labels[idx]);
+    const size_t nl = strlen(nm);
+    if (*tl + nl >= n)
+        return hcr__fail(HCR_EINVAL, "hcr_compose_number: the text does not fit %zu bytes", n);
+    memcpy(text + *tl, nm, nl);
+    *tl += nl;
+    int x0 = C, y0 = R, x1 = 0, y1 = 0;
+    for (int y = 0; y < R; y++)
+        for (int x = 0; x < C; x++)
+            if (p[y * C + x]) {
+                if (x < x0) x0 = x;
+                if (y < y0) y0 = y;
+                if (x + 1 > x1) x1 = x + 1;
+                if (y + 1 > y1) y1 = y + 1;
+            }
+    if (x1 <= x0) x0 = 0, y0 = 0, x1 = 1, y1 = 1;
+    int bw = x1 - x0, bh = y1 - y0;
+    double sc = 0.85 + 0.3 * hcr_rng_uniform(rng);
+    int gw = (int)lround(bw * sc), gh = (int)lround(bh * sc);
+    if (gw < 1) gw = 1;
+    if (gh < 1) gh = 1;
+    float *src = malloc(sizeof *src * ((size_t)bw * bh + (size_t)gw * bh));
+    g->v = malloc(sizeof *g->v * (size_t)gw * gh);
+    if (!src || !g->v) {
         free(src);
-        gl[d].w = gw;
-        gl[d].h = gh;
-        /* Bottom-aligned on a baseline, with jitter. */
-        gl[d].y = -gh + (int)hcr_rng_below(&rng, 7) - 3;
-        if (gh > maxh) maxh = gh;
-        sumw += gw;
+        return hcr__fail(HCR_ENOMEM, "out of memory");
     }
-    text[tl] = '\0';
-    const int pair = touching ? 1 + (int)hcr_rng_below(&rng, (uint32_t)(ndigits - 1)) : -1;
-    const int ch = maxh + 6 + 2 * M, cw = sumw + 8 * ndigits + 2 * M;
-    const int base = M + 3 + maxh;
-    canvas = calloc((size_t)cw * ch, sizeof *canvas);
-    if (!canvas) {
-        s = hcr__fail(HCR_ENOMEM, "out of memory");
-        goto done;
-    }
+    for (int y = 0; y < bh; y++)
+        for (int x = 0; x < bw; x++) src[y * bw + x] = p[(y + y0) * C + x + x0] / 255.0f;
+    float *tmp = src + (size_t)bw * bh;
+    resample_1d(src, bw, 1, bw, bh, tmp, gw, 1, gw);
+    resample_1d(tmp, bh, gw, 1, gw, g->v, gh, gw, 1);
+    free(src);
+    g->w = gw;
+    g->h = gh;
+    /* Bottom-aligned on a baseline, with jitter. */
+    g->y = -gh + (int)hcr_rng_below(rng, 7) - 3;
+    return HCR_OK;
+}
+
+/* Place the glyphs left to right on the canvas (cw x ch, margin M, the
+ * baseline at row base): a random gap of -2..5 pixels where the ink does
+ * not touch, and the pair-th glyph pushed left until it touches its
+ * neighbour. Returns the right edge of the rightmost box. */
+static int place_glyphs(float *canvas, int cw, int ch, glyph *gl, int ndigits, int pair, int base,
+                        int M, hcr_rng *rng)
+{
     int right = M; /* right edge of the previous glyph's box */
     for (int d = 0; d < ndigits; d++) {
         glyph *g = &gl[d];
@@ -1529,7 +1664,7 @@ hcr_status hcr_compose_number(const hcr_dataset *digits, int ndigits, int touchi
             x = right + 6;
             while (x > right - g->w && !touches(canvas, cw, ch, g, x, y, 0.5f)) x--;
         } else {
-            x = right - 2 + (int)hcr_rng_below(&rng, 8); /* gap -2..5 */
+            x = right - 2 + (int)hcr_rng_below(rng, 8); /* gap -2..5 */
             while (touches(canvas, cw, ch, g, x, y, 1.0f / 255)) x++;
         }
         if (x + g->w > cw - 1) x = cw - 1 - g->w;
@@ -1543,15 +1678,59 @@ hcr_status hcr_compose_number(const hcr_dataset *digits, int ndigits, int touchi
             }
         if (x + g->w > right) right = x + g->w;
     }
-    int width = right + M < cw ? right + M : cw;
+    return right;
+}
+
+/* The canvas's (cw x ch, ink 0..1) first `width` columns as an image,
+ * dark ink on white. */
+static hcr_status canvas_image(const float *canvas, int cw, int ch, int width, hcr_image **out)
+{
     hcr_image *img = NULL;
-    if ((s = image_alloc(width, ch, &img))) goto done;
+    hcr_status s = image_alloc(width, ch, &img);
+    if (s) return s;
     for (int y = 0; y < ch; y++)
         for (int x = 0; x < width; x++) {
             long v = lround(canvas[(size_t)y * cw + x] * 255);
             img->pixels[(size_t)y * width + x] = (uint8_t)(255 - (v > 255 ? 255 : v < 0 ? 0 : v));
         }
     *out = img;
+    return HCR_OK;
+}
+
+hcr_status hcr_compose_number(const hcr_dataset *digits, int ndigits, int touching, uint64_t seed,
+                              hcr_image **out, char *text, size_t n)
+{
+    if (!digits || !out || !text || ndigits < 1 || ndigits > 64 || n < (size_t)ndigits + 1 ||
+        digits->count < 1 || digits->rows < 4 || digits->cols < 4 || digits->rows > 256 ||
+        digits->cols > 256 || (touching && ndigits < 2))
+        return hcr__fail(HCR_EINVAL, "hcr_compose_number: bad arguments");
+    *out = NULL;
+    hcr_rng rng;
+    hcr_rng_seed(&rng, seed);
+    const int M = 8;
+    glyph *gl = calloc((size_t)ndigits, sizeof *gl);
+    float *canvas = NULL;
+    hcr_status s = HCR_OK;
+    if (!gl) return hcr__fail(HCR_ENOMEM, "out of memory");
+    int maxh = 0, sumw = 0;
+    size_t tl = 0; /* length of the text so far */
+    for (int d = 0; d < ndigits; d++) {
+        if ((s = make_glyph(digits, &rng, &gl[d], text, n, &tl))) goto done;
+        if (gl[d].h > maxh) maxh = gl[d].h;
+        sumw += gl[d].w;
+    }
+    text[tl] = '\0';
+    const int pair = touching ? 1 + (int)hcr_rng_below(&rng, (uint32_t)(ndigits - 1)) : -1;
+    const int ch = maxh + 6 + 2 * M, cw = sumw + 8 * ndigits + 2 * M;
+    const int base = M + 3 + maxh;
+    canvas = calloc((size_t)cw * ch, sizeof *canvas);
+    if (!canvas) {
+        s = hcr__fail(HCR_ENOMEM, "out of memory");
+        goto done;
+    }
+    int right = place_glyphs(canvas, cw, ch, gl, ndigits, pair, base, M, &rng);
+    int width = right + M < cw ? right + M : cw;
+    s = canvas_image(canvas, cw, ch, width, out);
 done:
     for (int d = 0; d < ndigits; d++) free(gl[d].v);
     free(gl);
