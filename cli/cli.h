@@ -50,6 +50,9 @@ int cli_check_dataset(const char *cmd, const char *dataset, const char *data_dir
  * the terminal. The result is in one of 8 rotating static buffers (use
  * at most 8 in one printf); very long strings are cut and end in "...". */
 const char *cli_text(const char *s);
+/* The length of the valid UTF-8 sequence at p (1 to 4), 0 if there is none
+ * (a stray continuation byte, an overlong lead, a truncated sequence). */
+size_t cli_utf8_len(const unsigned char *p);
 
 /* Print cJSON's text and a newline, with C1 control characters and bytes
  * that are not UTF-8 written as \u00XX (cJSON escapes only C0), so the

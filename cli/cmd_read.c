@@ -81,13 +81,7 @@ static void file_name_part(const char *text, char *out, size_t n)
 {
     size_t k = 0;
     for (const unsigned char *p = (const unsigned char *)text; *p;) {
-        size_t seq = *p < 0x80                           ? 1
-                     : (*p & 0xe0) == 0xc0 && *p >= 0xc2 ? 2
-                     : (*p & 0xf0) == 0xe0               ? 3
-                     : (*p & 0xf8) == 0xf0 && *p <= 0xf4 ? 4
-                                                         : 0;
-        for (size_t i = 1; i < seq; i++)
-            if ((p[i] & 0xc0) != 0x80) seq = 0;
+        size_t seq = cli_utf8_len(p);
         const bool bad = seq == 0 || (seq == 1 && (*p < 0x20 || *p == 0x7f || *p == '/' || *p == '\\')) ||
                          (seq == 2 && p[0] == 0xc2 && p[1] < 0xa0);
         size_t len = bad ? 1 : seq;

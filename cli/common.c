@@ -123,14 +123,7 @@ const char *cli_text(const char *s)
     while (*p) {
         char piece[16];
         size_t len;
-        /* The length of a valid UTF-8 sequence at p, 0 if there is none. */
-        size_t seq = *p < 0x80                           ? 1
-                     : (*p & 0xe0) == 0xc0 && *p >= 0xc2 ? 2
-                     : (*p & 0xf0) == 0xe0               ? 3
-                     : (*p & 0xf8) == 0xf0 && *p <= 0xf4 ? 4
-                                                         : 0;
-        for (size_t i = 1; i < seq; i++)
-            if ((p[i] & 0xc0) != 0x80) seq = 0;
+        size_t seq = cli_utf8_len(p);
         if (*p == '\n' || *p == '\t' || *p == '\r') {
             piece[0] = '\\';
             piece[1] = *p == '\n' ? 'n' : *p == '\t' ? 't' : 'r';
@@ -143,7 +136,7 @@ const char *cli_text(const char *s)
         } else {
             memcpy(piece, p, len = seq);
         }
-        if (n + len + 4 > SIZE) {
+        if (len > sizeof piece || n + len + 4 > SIZE) { /* (the first: for the compiler) */
             memcpy(out + n, "...", 3);
             n += 3;
             break;
@@ -161,13 +154,7 @@ void cli_puts_json(const char *text)
     /* Outside strings cJSON writes ASCII only, so every byte changed here
      * is inside a string, where \u00XX is the same character. */
     for (const unsigned char *p = (const unsigned char *)text; *p;) {
-        size_t seq = *p < 0x80                           ? 1
-                     : (*p & 0xe0) == 0xc0 && *p >= 0xc2 ? 2
-                     : (*p & 0xf0) == 0xe0               ? 3
-                     : (*p & 0xf8) == 0xf0 && *p <= 0xf4 ? 4
-                                                         : 0;
-        for (size_t i = 1; i < seq; i++)
-            if ((p[i] & 0xc0) != 0x80) seq = 0;
+        size_t seq = cli_utf8_len(p);
         if (seq == 0) { /* not UTF-8: the byte as the Latin-1 character */
             printf("\\u%04x", *p);
             p++;
