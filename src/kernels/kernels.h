@@ -39,7 +39,7 @@ typedef struct hcr_kernels {
                           int W, int C, int S, int relu);
 
     /* Faster algorithms for some shapes, NULL in a set that has none (the
-     * generic one): conv_plan picks them only where the set has them and
+     * generic one): conv_plan_make picks them only where the set has them and
      * its *_ok says the shape suits. What each computes is described with
      * the AVX2 functions below (conv_winograd_*, conv1_pool_*). */
     int (*winograd_ok)(int H, int W, int C, int K, int F);
