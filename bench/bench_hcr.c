@@ -35,6 +35,7 @@
 #include "hcr_data.h"
 #include "kernels/kernels.h"
 #include "nn/layers.h"
+#include "nn/layer_kinds.h"
 #include "nn/model.h"
 #include "nn/optimizer.h"
 
@@ -246,17 +247,12 @@ static int fail(const char *what, hcr_status s)
  * differ a little from the real step, which "step_ms" measures with
  * model_forward, model_backward and adam_step themselves. */
 
-static size_t in_size(const layer *l) { return (size_t)l->in_h * l->in_w * l->in_c; }
-
 /* Forward and backward FLOPs of layer i for a batch of B (0 for layers
  * without multiply-adds). */
 static void layer_flops(const layer *l, int i, int B, double *fwd, double *bwd)
 {
-    double macs = 0;
-    if (l->kind == LAYER_CONV)
-        macs = (double)B * l->out_h * l->out_w * l->out_c * l->k * l->k * l->in_c;
-    else if (l->kind == LAYER_DENSE)
-        macs = (double)B * in_size(l) * l->out_c;
+    const layer_ops *o = layer_ops_of(l);
+    const double macs = o->macs ? B * o->macs(l) : 0;
     *fwd = 2 * macs;
     *bwd = 2 * macs * (i == 0 ? 1 : 2);
 }
@@ -334,7 +330,7 @@ static int bench_layers(hcr_model *m, const hcr_dataset *ds, int threads, int re
     int printed = 0;
     for (int i = 0; i < L; i++) {
         const layer *l = &m->layers[i];
-        if (l->kind == LAYER_FLATTEN) continue; /* a view of its input: no work */
+        if (layer_ops_of(l)->flags & LK_ALIAS) continue; /* a view of its input: no work */
         double f = median(fwd + (size_t)i * total + warmup, reps);
         double b = median(bwd + (size_t)i * total + warmup, reps);
         double ff, bf;
@@ -347,9 +343,11 @@ static int bench_layers(hcr_model *m, const hcr_dataset *ds, int threads, int re
             ba = "kernel gradient fused with the pooling's backward";
         } else if (i > 0 && model_layer_fused(m, i - 1)) {
             fa = ba = "in the convolution before it";
-        } else if (l->kind == LAYER_CONV) {
-            fa = !l->wg ? "direct" : l->out_c % 32 == 0 ? "winograd F(4x4,3x3)" : "winograd F(2x2,3x3)";
-            ba = l->wgt ? "winograd F(2x2,3x3)" : "direct";
+        } else if (l->plan.kern) { /* a convolution */
+            fa = l->plan.forward != CONV_WINOGRAD ? "direct"
+                 : l->out_c % 32 == 0             ? "winograd F(4x4,3x3)"
+                                                  : "winograd F(2x2,3x3)";
+            ba = l->plan.backward == CONV_WINOGRAD ? "winograd F(2x2,3x3)" : "direct";
         }
         if (fa) printf(", \"forward_algorithm\": \"%s\", \"backward_algorithm\": \"%s\"", fa, ba);
         if (ff > 0) {

@@ -372,6 +372,51 @@ static void test_winograd_matches_reference(void)
 #endif
 }
 
+/* conv_plan_make's choices, on the reference model's layers and the
+ * shapes at the edges of each algorithm. */
+static conv_plan plan_for(const hcr_kernels *k, int H, int W, int C, int K, int F, int pool,
+                          int first)
+{
+    const conv_shape s = {H, W, C, K, F, 1, pool, first};
+    return conv_plan_make(k, &s);
+}
+
+static void test_conv_plan(void)
+{
+    /* The generic set has one algorithm: direct, with a packed kernel for
+     * the input gradient except in the first layer. */
+    conv_plan p = plan_for(&kernels_generic, 28, 28, 1, 3, 32, 2, 1);
+    CHECK(p.kern == &kernels_generic && p.forward == CONV_DIRECT && p.backward == CONV_DIRECT);
+    CHECK(p.fwd_floats == 0 && p.bwd_floats == 0 && p.du_floats == 0);
+    p = plan_for(&kernels_generic, 13, 13, 32, 3, 64, 2, 0);
+    CHECK(p.forward == CONV_DIRECT && p.backward == CONV_DIRECT);
+    CHECK(p.fwd_floats == 0 && p.bwd_floats == (size_t)3 * 3 * 32 * 64 && p.du_floats == 0);
+#ifdef HCR_HAVE_AVX2_KERNELS
+    find_kernel_sets();
+    if (nsets < 2) return;
+    const hcr_kernels *k = &kernels_avx2;
+    p = plan_for(k, 28, 28, 1, 3, 32, 2, 1); /* the reference model's first layer */
+    CHECK(p.forward == CONV_FUSED_POOL && p.backward == CONV_FUSED_POOL);
+    CHECK(p.fwd_floats == 0 && p.bwd_floats == 0 && p.du_floats == 0);
+    CHECK(plan_for(k, 28, 28, 1, 3, 32, 0, 1).forward == CONV_DIRECT); /* no pooling after it */
+    CHECK(plan_for(k, 28, 28, 1, 3, 32, 2, 0).forward == CONV_DIRECT); /* not the first layer */
+    CHECK(plan_for(k, 28, 28, 1, 3, 32, 3, 1).forward == CONV_DIRECT); /* 3x3 pooling */
+    p = plan_for(k, 13, 13, 32, 3, 64, 2, 0); /* its second layer */
+    CHECK(p.forward == CONV_WINOGRAD && p.backward == CONV_WINOGRAD);
+    CHECK(p.fwd_floats == CONV_WINOGRAD_FWD_FLOATS(32, 64));
+    CHECK(p.bwd_floats == CONV_WINOGRAD_FLOATS(32, 64) && p.du_floats == p.bwd_floats);
+    p = plan_for(k, 13, 13, 8, 3, 16, 0, 0); /* C % 16: Winograd forward only */
+    CHECK(p.forward == CONV_WINOGRAD && p.backward == CONV_DIRECT);
+    CHECK(p.bwd_floats == (size_t)3 * 3 * 8 * 16 && p.du_floats == 0);
+    p = plan_for(k, 13, 13, 32, 3, 128, 0, 0); /* F > 64: the same */
+    CHECK(p.forward == CONV_WINOGRAD && p.backward == CONV_DIRECT);
+    p = plan_for(k, 13, 13, 32, 5, 64, 0, 0); /* 5x5: direct */
+    CHECK(p.forward == CONV_DIRECT && p.backward == CONV_DIRECT && p.fwd_floats == 0);
+    p = plan_for(k, 13, 13, 12, 3, 24, 0, 0); /* channels for neither */
+    CHECK(p.forward == CONV_DIRECT && p.backward == CONV_DIRECT);
+#endif
+}
+
 /* A kernel that gets a wrong answer must be caught: perturb one weight of
  * the reference and check that the comparison notices. */
 static void test_comparison_detects_errors(void)
@@ -388,5 +433,5 @@ static void test_comparison_detects_errors(void)
 }
 
 TEST_MAIN(TEST(test_conv_kernels_match_reference), TEST(test_pool_kernels_match_reference),
-          TEST(test_winograd_matches_reference),
+          TEST(test_winograd_matches_reference), TEST(test_conv_plan),
           TEST(test_comparison_detects_errors))

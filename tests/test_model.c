@@ -10,6 +10,7 @@
  *     synthetic task, progress callbacks, and argument errors.
  */
 #include "harness.h"
+#include "nn/layer_kinds.h"
 #include "nn/model.h"
 
 #include <stdint.h>
@@ -211,6 +212,29 @@ static void test_glorot_init(void)
 
 /* ---------------------------------------------------------------- specs */
 
+/* The table of layer kinds (layer_kinds.c): every row can be used the
+ * way spec.c and model.c use it. */
+static void test_layer_table(void)
+{
+    for (int k = 0; k < LAYER_KINDS; k++) {
+        const layer_ops *o = &layer_kinds[k];
+        CHECK_MSG(o->keras_class && o->keras_name && o->shape, "row %d is incomplete", k);
+        CHECK_MSG(!o->token == !o->parse && !o->token == !o->syntax, "row %d: token, parse, syntax", k);
+        CHECK_MSG(!o->tensors == !o->count && !o->tensors == !o->init, "row %d: parameters", k);
+        CHECK_MSG((o->flags & LK_ALIAS) || o->forward, "row %d: no forward", k);
+        CHECK_MSG(o->run != RUN_IMAGE || (o->forward && o->backward), "row %d: per image", k);
+        for (int j = 0; j < k; j++) {
+            const layer_ops *p = &layer_kinds[j];
+            CHECK(strcmp(o->keras_name, p->keras_name) != 0);
+            /* No token may start another: the first match is the only one. */
+            if (o->token && p->token)
+                CHECK_MSG(strncmp(o->token, p->token, strlen(p->token)) != 0 &&
+                              strncmp(p->token, o->token, strlen(o->token)) != 0,
+                          "tokens '%s' and '%s'", o->token, p->token);
+        }
+    }
+}
+
 static void test_spec_errors(void)
 {
     static const struct {
@@ -219,7 +243,10 @@ static void test_spec_errors(void)
         {"", "empty architecture spec"},
         {"conv", "cannot read 'conv'"},
         {"conv32-", "ends with '-'"},
-        {"banana", "cannot read 'banana'"},
+        {"banana", "cannot read 'banana' (expected conv<F>[x<K>], pool[<S>], dense<N>, bn or "
+                   "drop<R>, separated by '-')"},
+        {"conv8-bnx", "cannot read 'bnx'"},
+        {"pool-bn", "'bn' must follow a conv or dense layer"},
         {"drop1.5", "'drop1.5': dropout rate must be a number in [0, 1)"},
         {"drop", "dropout rate must be a number in [0, 1)"},
         {"drop-0.5", "dropout rate must be a number in [0, 1)"},
@@ -1254,7 +1281,8 @@ done:
     free_ds(&ds);
 }
 
-TEST_MAIN(TEST(test_default_model_shape), TEST(test_batchnorm), TEST(test_glorot_init), TEST(test_spec_errors),
+TEST_MAIN(TEST(test_default_model_shape), TEST(test_batchnorm), TEST(test_glorot_init), TEST(test_layer_table),
+          TEST(test_spec_errors),
           TEST(test_spec_alternatives), TEST(test_model_gradients), TEST(test_backward_threads),
           TEST(test_train_config_default), TEST(test_train_deterministic_and_learns),
           TEST(test_train_progress_and_stop), TEST(test_checkpoint_resume), TEST(test_checkpoint_refused), TEST(test_dense_first), TEST(test_train_single_step), TEST(test_train_errors), TEST(test_predict), TEST(test_huge_weights),

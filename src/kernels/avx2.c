@@ -957,6 +957,21 @@ static void pool_backward(float *din, const float *dout, const float *in, const 
 }
 
 const hcr_kernels kernels_avx2 = {
-    "avx2", conv_forward, conv_wgrad, conv_dgrad, pool_forward, pool_backward,
+    .name = "avx2",
+    .conv_forward = conv_forward,
+    .conv_wgrad = conv_wgrad,
+    .conv_dgrad = conv_dgrad,
+    .pool_forward = pool_forward,
+    .pool_backward = pool_backward,
+    .winograd_ok = conv_winograd_ok,
+    .winograd_prepare = conv_winograd_prepare,
+    .winograd_forward = conv_winograd_forward,
+    .winograd_backward_ok = conv_winograd_backward_ok,
+    .winograd_prepare_dgrad = conv_winograd_prepare_dgrad,
+    .winograd_backward = conv_winograd_backward,
+    .winograd_wgrad_finish = conv_winograd_wgrad_finish,
+    .conv1_pool_ok = conv1_pool_ok,
+    .conv1_pool_forward = conv1_pool_forward,
+    .conv1_pool_wgrad = conv1_pool_wgrad,
 };
 #endif /* HCR_HAVE_AVX2_KERNELS */

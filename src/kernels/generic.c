@@ -5,10 +5,7 @@
  */
 #include "kernels/kernels.h"
 
-#include <stdlib.h>
-#include <pthread.h>
 #include <string.h>
-
 
 static void conv_forward(float *out, const float *in, const float *w, const float *b, int H, int W,
                          int C, int K, int F, int relu)
@@ -110,8 +107,14 @@ static void pool_backward(float *din, const float *dout, const float *in, const 
         }
 }
 
+/* No faster algorithms: conv_plan keeps every convolution direct. */
 const hcr_kernels kernels_generic = {
-    "generic", conv_forward, conv_wgrad, conv_dgrad, pool_forward, pool_backward,
+    .name = "generic",
+    .conv_forward = conv_forward,
+    .conv_wgrad = conv_wgrad,
+    .conv_dgrad = conv_dgrad,
+    .pool_forward = pool_forward,
+    .pool_backward = pool_backward,
 };
 
 void conv_pack_wt(float *wt, const float *w, int K, int C, int F)
@@ -127,36 +130,4 @@ void relu_mask(float *dout, const float *out, long n)
     /* A select, not a conditional store, so that it vectorizes without
      * branches (half the units are off: a branch would mispredict). */
     for (long i = 0; i < n; i++) dout[i] = out[i] > 0.0f ? dout[i] : 0.0f;
-}
-
-#ifdef HCR_HAVE_AVX2_KERNELS
-/* AVX2 needs the OS to save the YMM registers (OSXSAVE + XCR0), which
- * __builtin_cpu_supports checks along with the CPUID bits. */
-static int cpu_has_avx2_fma(void)
-{
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-}
-#endif
-
-static const hcr_kernels *chosen;
-
-static void choose(void)
-{
-    const hcr_kernels *k = &kernels_generic;
-    const char *force = getenv("HCR_KERNELS");
-#ifdef HCR_HAVE_AVX2_KERNELS
-    if (!(force && strcmp(force, "generic") == 0) && cpu_has_avx2_fma()) k = &kernels_avx2;
-#else
-    (void)force;
-#endif
-    chosen = k;
-}
-
-/* Chosen once per process, before any thread can read the choice. */
-const hcr_kernels *kernels_select(void)
-{
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
-    pthread_once(&once, choose);
-    return chosen;
 }

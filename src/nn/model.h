@@ -27,14 +27,19 @@
 #define HCR_MODEL_H
 
 #include "core/internal.h"
+#include "kernels/kernels.h"
 
+/* The kinds of layer. Everything about each (its spec token, Keras names,
+ * shape, parameters, workspace, forward and backward) is its row in the
+ * table of layer_kinds.c; nothing else names a kind. */
 typedef enum layer_kind {
     LAYER_CONV,
     LAYER_POOL,
     LAYER_FLATTEN,
     LAYER_DENSE,
+    LAYER_BN,               /* batch normalization of the layer before, then ReLU */
     LAYER_DROPOUT,
-    LAYER_BN                /* batch normalization of the layer before, then ReLU */
+    LAYER_KINDS             /* how many */
 } layer_kind;
 
 typedef struct layer {
@@ -46,20 +51,32 @@ typedef struct layer {
     int relu;               /* ReLU fused after conv/dense                  */
     float rate;             /* dropout rate                                 */
 
+    /* How it runs, chosen once when the model is built (layer_plan)       */
+    conv_plan plan;         /* conv: its algorithms (kernels.h); all zero
+                               for other kinds                              */
+    int fused_into_prev;    /* pool: computed by the convolution before it
+                               (CONV_FUSED_POOL): does nothing itself       */
+    int relu_by_pool;       /* conv: its ReLU's gradient is applied by the
+                               pooling's backward after it (one pass less)  */
+    int pool_relu;          /* pool: applies that gradient                  */
+
     float *w, *b;           /* parameters (into model->params), or NULL;
                                batch normalization: gamma and beta          */
     float *dw, *db;         /* their gradients (into model->grads)          */
     size_t w_count, b_count;
+    size_t s_count;         /* floats of non-trainable state (model->state) */
 
     /* workspace (into model->ws) */
     float *out;             /* capacity * out size: this layer's output     */
     float *dout;            /* gradient of the loss w.r.t. out              */
-    float *wt;              /* conv: the kernel packed for the input gradient */
-    float *wg;              /* conv: the Winograd-transformed kernel, or NULL */
-    float *wgt;             /* conv: the same laid out for the Winograd
-                               backward, or NULL (direct backward)          */
-    size_t du_off;          /* conv with wgt: where its transformed kernel
-                               gradient sits in a thread's part of tdu     */
+    float *wfwd;            /* conv: the kernel prepared for the forward
+                               (Winograd's transform), or NULL              */
+    float *wbwd;            /* conv: the kernel prepared for the backward
+                               (Winograd's transform, or packed for the
+                               direct input gradient), or NULL              */
+    size_t du_off;          /* conv with a Winograd backward: where its
+                               transformed kernel gradient sits in a
+                               thread's part of tdu                         */
     float *mask;            /* dropout: 0 or 1/(1-rate) per unit            */
     float *bstat;           /* batch norm: the batch's mean and 1/std (2C)  */
     float *bsum;            /* batch norm: sums of dy and dy*xhat (2C)      */
@@ -99,7 +116,8 @@ struct hcr_model {
     float *state;           /* non-trainable: batch norm's moving statistics */
     size_t nstate;
     double *bn_partial;     /* batch norm: per-thread partial sums          */
-    int bn_max_c;           /* the widest batch norm layer (0: none)        */
+    int bn_max_c;           /* the widest layer that runs on the whole batch
+                               (RUN_BATCH: batch norm), 0 for none          */
 
     int ntensors;
     tensor_ref tensors[MODEL_MAX_TENSORS];
@@ -145,6 +163,12 @@ hcr_status model_view_acquire(hcr_model *m, hcr_model **view);
 void model_view_release(hcr_model *m, hcr_model *view);
 void model_weights_changed(hcr_model *m);
 
+/* Parse and check a spec into layers[0..*nl) (room for MODEL_MAX_LAYERS),
+ * each with its shape, its parameter counts and its plan (how it runs),
+ * and count the parameters (spec.c). */
+hcr_status model_plan(const char *spec, int rows, int cols, int num_classes, layer *layers,
+                      int *nl, size_t *nparams);
+
 /* Build the layers and allocate parameters (all zero) for a spec; weights
  * are not initialised. Used by hcr_model_create and the loader. A spec
  * needing more than MODEL_MAX_PARAMS parameters is refused. */
@@ -170,13 +194,32 @@ double model_loss(const hcr_model *m, int n, const uint8_t *labels, int *correct
  * per-thread gradient buffers cannot be allocated. */
 hcr_status model_backward(hcr_model *m, int n, const uint8_t *labels);
 /* Whether layer i runs fused with the pooling after it (a first layer with
- * one input channel, on the AVX2 kernels): its out buffer then holds, per
- * image, the route of each pooled gradient (which pixel of the window
- * won: 0-3, or 4 for none) instead of the convolution's output, and its
- * dout is not used. */
+ * one input channel, on the AVX2 kernels: its plan is CONV_FUSED_POOL):
+ * its out buffer then holds, per image, the route of each pooled gradient
+ * (which pixel of the window won: 0-3, or 4 for none) instead of the
+ * convolution's output, and its dout is not used. */
 int model_layer_fused(const hcr_model *m, int i);
-/* Per-image floats of layer l's output. */
-size_t layer_out_size(const layer *l);
+/* Per-image floats of layer l's input and output. */
+static inline size_t layer_in_size(const layer *l) { return (size_t)l->in_h * l->in_w * l->in_c; }
+static inline size_t layer_out_size(const layer *l) { return (size_t)l->out_h * l->out_w * l->out_c; }
+/* Layer i's input: the previous layer's output, or the images. */
+static inline const float *model_layer_input(const hcr_model *m, int i)
+{
+    return i ? m->layers[i - 1].out : m->input;
+}
+/* Thread t's transformed kernel gradient of a layer with a Winograd
+ * backward (conv_plan's du_floats). */
+static inline float *model_thread_du(const hcr_model *m, const layer *l, int t)
+{
+    return m->tdu + (size_t)t * m->du_floats + l->du_off;
+}
+/* The share of a batch of n that the calling thread of a pass works on:
+ * fixed, so that results do not depend on scheduling. */
+typedef struct share {
+    int t, nt;  /* this thread, of how many     */
+    int b0, nb; /* first image, number of images */
+} share;
+share model_share(int n);
 /* One layer on its own, for per-layer timing (bench/): layer i's forward
  * (training mode; dropout draws its mask from rng) or backward over n
  * images, run exactly as the passes run it: the same kernels, the same
