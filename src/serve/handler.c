@@ -381,7 +381,7 @@ static int read_input(const serve_ctx *ctx, const serve_request *req, request_in
 static int decode_image(const serve_ctx *ctx, const request_input *in, hcr_image **img, serve_response *res)
 {
     *img = NULL;
-    if (hcr_image_load_memory(in->image, in->image_len, "image", img) != HCR_OK)
+    if (hcr_image_load_memory(in->image, in->image_len, "upload", img) != HCR_OK)
         return fail(res, 400, "%s", hcr_last_error());
     long limit = ctx->max_pixels > 0 ? ctx->max_pixels : HCR_IMAGE_MAX_PIXELS;
     if ((long long)(*img)->width * (*img)->height > limit) {
