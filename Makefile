@@ -199,7 +199,7 @@ test: $(TESTS) $(BUILD)/hcr $(BUILD)/tests/fixture_letters $(BUILD)/bench_hcr $(
 	@HCR_BIN=$(BUILD)/hcr HCR_FIXTURE=$(BUILD)/tests/fixture_letters HCR_BUILD=$(BUILD) \
 	    HCR_TEST_CC="$(CC)" HCR_TEST_CFLAGS="$(CFLAGS)" HCR_TEST_LDFLAGS="$(LDFLAGS)" \
 	    tests/run_all.sh $(TESTS) \
-	    tests/check_layers.sh tests/test_cli.sh tests/test_predict.sh tests/test_datasets.sh tests/test_resume.sh tests/test_browser.sh \
+	    tests/check_layers.sh tests/test_cli.sh tests/test_predict.sh tests/test_datasets.sh tests/test_resume.sh tests/test_browser.sh tests/test_serve.sh \
 	    tests/test_install.sh
 
 # ------------------------------------------------------------- install
