@@ -113,7 +113,10 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
     request *r = calloc(1, sizeof *r);
     if (!r) return NULL;
     r->t0 = serve_now();
-    r->uri = strdup(uri ? uri : "");
+    if (!(r->uri = strdup(uri ? uri : ""))) {
+        free(r);
+        return NULL;
+    }
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     snprintf(r->client, sizeof r->client, "-");
     if (ci && ci->client_addr) {
