@@ -163,6 +163,24 @@ for want in 'route="/api/predict",code="200"} 4' 'route="/api/read",code="200"} 
 done
 grep -qE '^hcr_http_request_duration_seconds_count [0-9]+$' "$BODY" && grep -q '^hcr_http_requests_in_flight 1$' "$BODY" &&
     ok || bad "/metrics: the histogram or in-flight gauge"
+# the page in a real browser (Debian's chromium, headless, offline): its
+# script runs and fills the model picker from /api/models; the screenshot
+# stays next to the binary (build/serve-screenshot.png)
+CHROMIUM=$(command -v chromium || command -v chromium-browser || true)
+if [ -n "$CHROMIUM" ]; then
+    browse() {
+        timeout 120 "$CHROMIUM" --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
+            --disable-background-networking --disable-component-update --disable-sync --hide-scrollbars \
+            --user-data-dir="$(mktemp -d -p "$TMP")" --virtual-time-budget=5000 "$@" 2>>"$TMP/chromium.log"
+    }
+    dom=$(browse --dump-dom "$URL/")
+    grep -qF '>mnist_cnn (0123456789)</option>' <<<"$dom" && grep -qF '>other_cnn (0123456789)</option>' <<<"$dom" &&
+        ok || bad "the page's model picker is empty: $(grep -o '<select[^>]*>.*</select>' <<<"$dom" | head -c 300)"
+    browse --screenshot="$(dirname "$HCR")/serve-screenshot.png" --window-size=1000,700 "$URL/" >/dev/null
+    [ -s "$(dirname "$HCR")/serve-screenshot.png" ] && ok || bad "no screenshot of the page"
+else
+    bad "chromium is not installed (Debian: apt-get install chromium; scripts/setup.sh --test installs it)"
+fi
 stop
 rc=$?
 [ "$rc" -eq 0 ] && ok || bad "SIGTERM on an idle server: exit $rc"
