@@ -21,6 +21,7 @@ int cmd_report(int argc, char **argv);
 int cmd_show(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_read(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 /* The default report folder of a model: the path with _report in place of
  * .safetensors (cmd_report.c). */

@@ -33,6 +33,7 @@ static const char usage[] =
     "  show       print a few images in the terminal with their labels\n"
     "  predict    recognise the handwritten character in image files (PNG, JPEG...)\n"
     "  read       read a handwritten number from an image (hcr read --eval: accuracy)\n"
+    "  serve      a web page to write on and a JSON API over HTTP (hcr serve MODEL)\n"
     "\n"
     "Run 'hcr <command> --help' (or 'hcr help <command>') for a command's options.\n"
     "hcr --version prints the version.\n";
@@ -43,6 +44,7 @@ static const struct {
 } commands[] = {
     {"train", cmd_train},     {"eval", cmd_eval}, {"summary", cmd_summary}, {"data", cmd_data},
     {"report", cmd_report},   {"show", cmd_show}, {"predict", cmd_predict}, {"read", cmd_read},
+    {"serve", cmd_serve},
 };
 #define NCOMMANDS ((int)(sizeof commands / sizeof commands[0]))
 
@@ -75,7 +77,7 @@ int main(int argc, char **argv)
                 fprintf(stderr, "hcr help: one command at a time ('%s' too)\n", cli_text(argv[3]));
             else
                 fprintf(stderr, "hcr help: unknown command '%s' (the commands: train, eval, summary, "
-                                "data, report, show, predict, read)\n", cli_text(argv[2]));
+                                "data, report, show, predict, read, serve)\n", cli_text(argv[2]));
             fputs("Run 'hcr --help' for usage.\n", stderr);
             return 2;
         }

@@ -3,7 +3,7 @@
 # The option lists are each command's --help; tests/test_install.sh checks
 # that they stay the same.
 
-_hcr_commands="train eval summary data report show predict read help"
+_hcr_commands="train eval summary data report show predict read serve help"
 _hcr_datasets="mnist fashion-mnist kmnist emnist-letters emnist-balanced emnist-digits emnist-byclass idx:"
 
 _hcr_options() {
@@ -19,6 +19,7 @@ _hcr_options() {
     predict) echo "-k --min-confidence --json --dump-preprocessed --raw -h --help" ;;
     read) echo "--json --min-confidence --dump-preprocessed --eval --dataset --data --count
                 --digits --seed --save-examples --verbose -h --help" ;;
+    serve) echo "--host --port --threads --max-body --max-connections --timeout -q --quiet -h --help" ;;
     esac
 }
 
@@ -36,7 +37,8 @@ _hcr_reply() {
 # options followed by a value
 _hcr_valued="--dataset --arch --epochs --batch-size --lr --lr-schedule --seed --shift --threads
              --val-split --limit --data --out --history --classes --size --dir -n --split --start -k
-             --min-confidence --dump-preprocessed --count --digits --save-examples"
+             --min-confidence --dump-preprocessed --count --digits --save-examples --host --port
+             --max-body --max-connections --timeout"
 
 _hcr() {
     local cur prev cmd i w args=0
@@ -117,6 +119,9 @@ _hcr() {
         elif [ "$args" -eq 1 ] && [ "$prev" = fetch ]; then
             _hcr_reply compgen -W "${_hcr_datasets% idx:}" -- "$cur"
         fi ;;
+    serve) # models, any number
+        _hcr_reply compgen -f -X '!*.safetensors' -- "$cur"
+        _hcr_reply -a compgen -d -- "$cur" ;;
     eval | summary | report | predict | read)
         if [ "$args" -eq 0 ]; then # the model
             _hcr_reply compgen -f -X '!*.safetensors' -- "$cur"

@@ -16,6 +16,7 @@ packages=(
     unzip                    # extracting a split from the EMNIST archive
     libcairo2-dev            # report pictures: lines, text, PNG files
     fonts-dejavu-core        # the report's font (DejaVu Sans)
+    libmicrohttpd-dev        # hcr serve: the HTTP server
 )
 # The browser test wants chromium as Debian ships it, with its recommended
 # packages (fonts, GL), so it is installed apart from the rest.
@@ -26,6 +27,7 @@ if [ "${1:-}" = "--test" ]; then
     packages+=(dataset-fashion-mnist) # tests: a short real Fashion-MNIST run
     packages+=(clang libclang-rt-dev) # tests: make fuzz (libFuzzer, ASan, UBSan runtimes)
     packages+=(groff-base)   # tests: checking the man page hcr.1
+    packages+=(curl)         # tests: hcr serve's API over real HTTP
     browser=(chromium)       # tests: opening report.html in a real browser
 elif [ $# -gt 0 ]; then
     echo "usage: scripts/setup.sh [--test]" >&2

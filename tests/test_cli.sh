@@ -9,7 +9,7 @@ set -u
 # --help on every command, and hcr help COMMAND the same
 expect 0 "usage: hcr <command>" -- "$HCR" --help
 expect 0 "usage: hcr <command>" -- "$HCR" help
-for c in train eval summary data report show predict read; do
+for c in train eval summary data report show predict read serve; do
     expect 0 "usage: hcr $c" -- "$HCR" "$c" --help
     expect 0 "usage: hcr $c" -- "$HCR" help "$c"
     [ "$("$HCR" help "$c" 2>&1)" = "$("$HCR" "$c" --help 2>&1)" ] && ok || bad "hcr help $c differs from hcr $c --help"
@@ -29,7 +29,7 @@ one_error() { # one_error SUBSTRING -- command...: exit 2, exactly those two lin
     if [ "$rc" -eq 2 ] && [ "$(printf '%s\n' "$out" | wc -l)" -eq 2 ] && grep -qF -- "$want" <<<"$out" &&
         grep -q "^Run 'hcr [a-z]* --help' for usage.$" <<<"$out"; then ok; else bad "$* -> exit $rc: $out"; fi
 }
-for c in train eval summary data report show predict read; do
+for c in train eval summary data report show predict read serve; do
     one_error "hcr $c: unknown option '--frobnicate'" -- "$HCR" "$c" --frobnicate
     one_error "hcr $c: unknown option '-Z'" -- "$HCR" "$c" -Z
 done

@@ -156,7 +156,7 @@ grep -q "^\.TH HCR 1 .*\"hcr $VERSION\"" "$P/share/man/man1/hcr.1" && ok || bad 
 if command -v man >/dev/null; then
     MANWIDTH=80 man -l "$P/share/man/man1/hcr.1" 2>&1 | grep -q "hcr predict model image" && ok || bad "man -l hcr.1"
 fi
-for c in train eval summary data report show predict read; do
+for c in train eval summary data report show predict read serve; do
     grep -q "^\.SS \"hcr $c" docs/hcr.1 && ok || bad "hcr.1 has no section for hcr $c"
 done
 
@@ -166,7 +166,7 @@ done
 same "completion's commands" \
     "$("$HCR" --help | sed -n '/^commands:/,/^$/s/^  \([a-z]*\) .*/\1/p' | sort) help" \
     "$(tr ' ' '\n' <<<"${_hcr_commands% help}" | sort) help"
-for c in train eval summary data report show predict read; do
+for c in train eval summary data report show predict read serve; do
     same "completion's options of hcr $c" \
         "$("$HCR" "$c" --help | grep -oE '^ +(-[a-zA-Z0-9], )?--?[a-z][a-z-]*' | tr ',' ' ' | tr -s ' ' '\n' | grep . | sort -u)" \
         "$(_hcr_options "$c" | tr -s ' \n' '\n' | grep . | sort -u)"

@@ -38,6 +38,10 @@ $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/tests/fuzz/%.o): tests/fuzz/fuzz_common.h
 $(BUILD)/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(INTERNAL)
 	$(CC) $(CFLAGS) $(FUZZ_LINK) $^ -o $@ $(HCR_LIBS) $(LDLIBS)
 
+# hcr serve's handler is in a library of the program's own.
+$(BUILD)/fuzz_serve: $(BUILD)/tests/fuzz/fuzz_serve.o $(SERVE_LIB) $(INTERNAL)
+	$(CC) $(CFLAGS) $(FUZZ_LINK) $^ -o $@ $(HCR_LIBS) $(LDLIBS)
+
 # The seed corpora (committed; rewrite them only on purpose):
 #   make -f tests/fuzz/fuzz.mk fuzz-seeds
 .PHONY: fuzz-seeds

@@ -107,6 +107,47 @@ PY
 # --------------------------------------------------------- image and read
 python3 make_images.py .
 
+# ----------------------------------------------------------------- serve
+# A request as text: "METHOD PATH?QUERY\nContent-Type\nbody" (fuzz_serve.c).
+mkdir -p serve/seeds
+py <<'PY'
+import base64, json
+def w(name, first, ctype, body=b""):
+    open("serve/seeds/" + name, "wb").write(first.encode() + b"\n" + ctype.encode() + b"\n" + body)
+one = open("image/seeds/one.png", "rb").read()
+line = open("read/seeds/line.pgm", "rb").read()
+pgm = open("image/seeds/pixel.pgm", "rb").read()
+def form(boundary, parts):
+    out = b""
+    for headers, data in parts:
+        out += b"--" + boundary + b"\r\n" + headers + b"\r\n\r\n" + data + b"\r\n"
+    return out + b"--" + boundary + b"--\r\n"
+w("page", "GET /", "")
+w("head", "HEAD /healthz", "")
+w("models", "GET /api/models", "")
+w("metrics", "GET /metrics", "")
+w("notfound", "GET /nope?x=1", "")
+w("method", "PUT /api/predict", "image/png", one)
+w("predict-png", "POST /api/predict?k=3&seen=1", "image/png", one)
+w("predict-raw", "POST /api/predict?model=abc&min_confidence=0.9", "", pgm)
+w("predict-form", "POST /api/predict", "multipart/form-data; boundary=XyZ",
+  form(b"XyZ", [(b'Content-Disposition: form-data; name="k"', b"2"),
+                (b'Content-Disposition: form-data; name="image"; filename="one.png"\r\nContent-Type: image/png', one)]))
+w("predict-json", "POST /api/predict", "application/json",
+  json.dumps({"image": base64.b64encode(one).decode(), "k": 2, "model": "digits"}).encode())
+w("predict-dataurl", "POST /api/predict", "application/json; charset=utf-8",
+  json.dumps({"image": "data:image/png;base64," + base64.urlsafe_b64encode(one).decode().rstrip("=")}).encode())
+w("predict-pixels", "POST /api/predict", "application/json",
+  json.dumps({"pixels": [(i * 7) % 256 for i in range(784)], "seen": True}).encode())
+w("read-line", "POST /api/read?seen=true", "image/x-portable-graymap", line)
+w("read-form", "POST /api/read?model=abc", 'multipart/form-data; boundary="a b"',
+  form(b"a b", [(b'Content-Disposition: form-data; name="file"; filename="l.pgm"', line)]))
+w("bad-json", "POST /api/predict", "application/json", b'{"image": "Zm9v!", "k": 0}')
+w("bad-form", "POST /api/predict", "multipart/form-data; boundary=b", b"--b\r\nX: y\r\n\r\nabc")
+w("bad-type", "POST /api/read", "text/plain", b"hello")
+w("bad-query", "POST /api/predict?k=%zz&model=%ff", "image/png", one)
+PY
+
 # ----------------------------------------------------------------- model
 mkdir -p model/seeds
 "$gen" model/seeds image/seeds

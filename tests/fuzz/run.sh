@@ -40,6 +40,7 @@ limits() {
     image)   echo "65536 512 20" ;;   # decoding: about 8 bytes a pixel (hcr.h)
     read)    echo "65536 256 20" ;;
     checkpoint) echo "65536 256 20" ;; # a model file plus the optimizer's state
+    serve)   echo "81920 256 20" ;;   # a body of at most 64 KiB (over it: 413), images of 32K pixels
     *)       echo "4096 2048 10" ;;
     esac
 }
