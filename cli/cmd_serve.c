@@ -338,7 +338,14 @@ static int listen_on(const char *host, long port, int backlog, int *family, int 
 
 /* ------------------------------------------------------------------- main */
 
-int cmd_serve(int argc, char **argv)
+typedef struct serve_opts {
+    const char *host;
+    long port, threads, max_body, max_conn, timeout;
+    bool quiet;
+} serve_opts;
+
+/* The command line into o; 0 to go on, else the exit status. */
+static int parse_serve(int argc, char **argv, serve_opts *o)
 {
     static const struct option lopts[] = {
         {"host", required_argument, 0, 'H'},
@@ -351,155 +358,192 @@ int cmd_serve(int argc, char **argv)
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
-    const char *host = "127.0.0.1";
-    long port = 8080, threads = 0, max_body = 10L << 20, max_conn = 256, timeout = 30;
-    bool quiet = false;
+    *o = (serve_opts){"127.0.0.1", 8080, 0, 10L << 20, 256, 30, false};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "hq", lopts, NULL)) != -1) {
         switch (c) {
-        case 'H': host = optarg; break;
-        case 'p': if (!cli_int("serve", "--port", optarg, 0, 65535, &port)) return 2; break;
-        case 't': if (!cli_int("serve", "--threads", optarg, 1, 1024, &threads)) return 2; break;
-        case 'b': if (!cli_int("serve", "--max-body", optarg, 1, 1L << 30, &max_body)) return 2; break;
-        case 'c': if (!cli_int("serve", "--max-connections", optarg, 1, 65536, &max_conn)) return 2; break;
-        case 'T': if (!cli_int("serve", "--timeout", optarg, 1, 86400, &timeout)) return 2; break;
-        case 'q': quiet = true; break;
-        case 'h': fputs(help, stdout); return 0;
+        case 'H': o->host = optarg; break;
+        case 'p': if (!cli_int("serve", "--port", optarg, 0, 65535, &o->port)) return 2; break;
+        case 't': if (!cli_int("serve", "--threads", optarg, 1, 1024, &o->threads)) return 2; break;
+        case 'b': if (!cli_int("serve", "--max-body", optarg, 1, 1L << 30, &o->max_body)) return 2; break;
+        case 'c': if (!cli_int("serve", "--max-connections", optarg, 1, 65536, &o->max_conn)) return 2; break;
+        case 'T': if (!cli_int("serve", "--timeout", optarg, 1, 86400, &o->timeout)) return 2; break;
+        case 'q': o->quiet = true; break;
+        case 'h': fputs(help, stdout); return -1;
         default: return cli_bad_option("serve", argc, argv, "hq", lopts);
         }
     }
-    if (!*host) return cli_usage_error("serve", "--host: an empty address");
-
-    /* the models: as named, or the *_cnn.safetensors here */
-    glob_t g = {0};
-    char **paths = argv + optind;
-    int npaths = argc - optind;
-    if (npaths == 0) {
-        if (glob("*_cnn.safetensors", 0, NULL, &g) != 0 || g.gl_pathc == 0) {
-            fprintf(stderr, "hcr serve: no model named and no *_cnn.safetensors in this folder; train one with\n"
-                            "'hcr train' (it writes mnist_cnn.safetensors), or name a model file:\n"
-                            "hcr serve MODEL.safetensors\n");
-            globfree(&g);
-            return 1;
-        }
-        for (size_t i = 0; i < g.gl_pathc; i++) /* mnist_cnn first */
-            if (!strcmp(g.gl_pathv[i], "mnist_cnn.safetensors")) {
-                char *t = g.gl_pathv[0];
-                g.gl_pathv[0] = g.gl_pathv[i];
-                g.gl_pathv[i] = t;
-            }
-        paths = g.gl_pathv;
-        npaths = (int)g.gl_pathc;
+    if (!*o->host) return cli_usage_error("serve", "--host: an empty address");
+    if (!o->threads) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        o->threads = n > 0 ? n : 1;
     }
-    serve_model *models = calloc((size_t)npaths, sizeof *models);
-    char(*names)[128] = calloc((size_t)npaths, sizeof *names);
-    int rc = models && names ? 0 : 1;
-    if (rc) fprintf(stderr, "hcr serve: out of memory\n");
-    for (int i = 0; i < npaths && !rc; i++) {
+    return 0;
+}
+
+/* Without MODEL arguments, the *_cnn.safetensors files here (in g),
+ * mnist_cnn first; 1 (said) if there are none. */
+static int default_models(glob_t *g, char ***paths, int *npaths)
+{
+    if (glob("*_cnn.safetensors", 0, NULL, g) != 0 || g->gl_pathc == 0) {
+        fprintf(stderr, "hcr serve: no model named and no *_cnn.safetensors in this folder; train one with\n"
+                        "'hcr train' (it writes mnist_cnn.safetensors), or name a model file:\n"
+                        "hcr serve MODEL.safetensors\n");
+        return 1;
+    }
+    for (size_t i = 0; i < g->gl_pathc; i++)
+        if (!strcmp(g->gl_pathv[i], "mnist_cnn.safetensors")) {
+            char *t = g->gl_pathv[0];
+            g->gl_pathv[0] = g->gl_pathv[i];
+            g->gl_pathv[i] = t;
+        }
+    *paths = g->gl_pathv;
+    *npaths = (int)g->gl_pathc;
+    return 0;
+}
+
+/* Load the models, each named by its file (names[i]); 0 or the exit status. */
+static int load_models(char **paths, int n, serve_model *models, char (*names)[128])
+{
+    for (int i = 0; i < n; i++) {
         model_name(paths[i], names[i], sizeof names[i]);
-        for (int j = 0; j < i && !rc; j++)
+        for (int j = 0; j < i; j++)
             if (!strcmp(names[i], names[j]))
-                rc = cli_usage_error("serve", "two models are named '%s' (%s and %s): the name is the file's",
-                                     names[i], cli_text(paths[j]), cli_text(paths[i]));
-        if (rc) break;
+                return cli_usage_error("serve", "two models are named '%s' (%s and %s): the name is the file's",
+                                       names[i], cli_text(paths[j]), cli_text(paths[i]));
         models[i].name = names[i];
-        if (cli_load_model(paths[i], &models[i].model)) {
-            rc = 1;
-        } else if (hcr_model_input_rows(models[i].model) != 28 || hcr_model_input_cols(models[i].model) != 28) {
+        if (cli_load_model(paths[i], &models[i].model)) return 1;
+        if (hcr_model_input_rows(models[i].model) != 28 || hcr_model_input_cols(models[i].model) != 28) {
             fprintf(stderr, "hcr serve: %s takes %dx%d images; serve needs 28x28\n", cli_text(paths[i]),
                     hcr_model_input_rows(models[i].model), hcr_model_input_cols(models[i].model));
-            rc = 1;
+            return 1;
         }
     }
+    return 0;
+}
 
-    int family = AF_INET, bound = 0, fd = -1;
-    if (!rc && (fd = listen_on(host, port, (int)(max_conn < 1024 ? max_conn : 1024), &family, &bound)) < 0) rc = 1;
-    server *s = rc ? NULL : calloc(1, sizeof *s);
-    struct MHD_Daemon *d = NULL;
+/* The daemon on the listening socket fd, its pool's threads blocking the
+ * stop signals (only the main thread takes them, in sigwait). */
+static struct MHD_Daemon *start_daemon(server *s, const serve_opts *o, int fd, int family, const sigset_t *stop)
+{
+    pthread_sigmask(SIG_BLOCK, stop, NULL);
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG |
+                     (family == AF_INET6 ? MHD_USE_IPv6 : 0);
+#ifdef __linux__
+    flags |= MHD_USE_EPOLL;
+#else
+    flags |= MHD_USE_POLL;
+#endif
+    return MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,                   /* */
+                            MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,           /* first */
+                            MHD_OPTION_LISTEN_SOCKET, fd,                           /* */
+                            MHD_OPTION_THREAD_POOL_SIZE, (unsigned)o->threads,      /* */
+                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)o->max_conn,     /* */
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)o->timeout,    /* */
+                            MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,                 /* */
+                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,           /* */
+                            MHD_OPTION_END);
+}
+
+/* Wait for SIGINT or SIGTERM, then stop accepting and let the requests in
+ * flight finish (a second signal, or --timeout seconds, cuts it short). */
+static void run_until_stopped(server *s, struct MHD_Daemon *d, const sigset_t *stop, long timeout)
+{
+    int sig = 0;
+    while (sigwait(stop, &sig) != 0) {
+    }
+    fprintf(stderr, "hcr serve: %s: finishing the requests in flight\n", sig == SIGINT ? "interrupted" : "terminated");
+    MHD_socket lfd = MHD_quiesce_daemon(d);
+    if (lfd != MHD_INVALID_SOCKET) close(lfd);
+    const double until = serve_now() + (double)timeout;
+    struct timespec zero = {0, 0};
+    while (atomic_load(&s->metrics.in_flight) > 0 && serve_now() < until) {
+        if (sigtimedwait(stop, NULL, &zero) > 0) break;
+        nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+    }
+    long long left = atomic_load(&s->metrics.in_flight);
+    MHD_stop_daemon(d);
+    if (left > 0) fprintf(stderr, "hcr serve: stopped with %lld request%s unfinished\n", left, left == 1 ? "" : "s");
+    else fprintf(stderr, "hcr serve: stopped\n");
+}
+
+static void say_listening(const serve_model *models, int n, const serve_opts *o, int family, int bound)
+{
+    fprintf(stderr, "hcr serve: ");
+    for (int i = 0; i < n; i++)
+        fprintf(stderr, "%s%s (%d classes)", i ? ", " : "", models[i].name, hcr_model_num_classes(models[i].model));
+    fprintf(stderr, "; %ld thread%s\n", o->threads, o->threads == 1 ? "" : "s");
+    fprintf(stderr, "hcr serve: listening on http://%s%s%s:%d/ (Ctrl-C stops)\n", family == AF_INET6 ? "[" : "",
+            cli_text(o->host), family == AF_INET6 ? "]" : "", bound);
+}
+
+/* Listen, serve until a stop signal; 0 or the exit status. */
+static int serve_models(serve_model *models, int n, const serve_opts *o)
+{
+    int family = AF_INET, bound = 0;
+    int fd = listen_on(o->host, o->port, (int)(o->max_conn < 1024 ? o->max_conn : 1024), &family, &bound);
+    if (fd < 0) return 1;
+    server *s = calloc(1, sizeof *s);
+    if (!s) {
+        fprintf(stderr, "hcr serve: out of memory\n");
+        close(fd);
+        return 1;
+    }
+    hcr_set_threads(1); /* each request on one thread */
+    serve_metrics_init(&s->metrics);
+    s->quiet = quiet_log = o->quiet;
+    s->ctx = (serve_ctx){.models = models,
+                         .nmodels = n,
+                         .max_body = (size_t)o->max_body,
+                         .max_pixels = HCR_IMAGE_MAX_PIXELS,
+                         .page = serve_page_html,
+                         .page_len = serve_page_html_len,
+                         .metrics = &s->metrics,
+                         .started = serve_now()};
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    signal(SIGPIPE, SIG_IGN);
     sigset_t stop;
     sigemptyset(&stop);
     sigaddset(&stop, SIGINT);
     sigaddset(&stop, SIGTERM);
-    if (!rc && !s) {
+    struct MHD_Daemon *d = start_daemon(s, o, fd, family, &stop);
+    int rc = 0;
+    if (!d) {
+        fprintf(stderr, "hcr serve: the HTTP server did not start (libmicrohttpd %s)\n", MHD_get_version());
+        close(fd);
+        rc = 1;
+    } else {
+        say_listening(models, n, o, family, bound);
+        run_until_stopped(s, d, &stop, o->timeout);
+    }
+    free(s);
+    return rc;
+}
+
+int cmd_serve(int argc, char **argv)
+{
+    serve_opts o;
+    int rc = parse_serve(argc, argv, &o);
+    if (rc) return rc < 0 ? 0 : rc;
+    glob_t g = {0};
+    char **paths = argv + optind;
+    int npaths = argc - optind;
+    if (npaths == 0 && (rc = default_models(&g, &paths, &npaths))) {
+        globfree(&g);
+        return rc;
+    }
+    serve_model *models = calloc((size_t)npaths, sizeof *models);
+    char(*names)[128] = calloc((size_t)npaths, sizeof *names);
+    if (!models || !names) {
         fprintf(stderr, "hcr serve: out of memory\n");
         rc = 1;
     }
-    if (!rc) {
-        if (!threads) {
-            long n = sysconf(_SC_NPROCESSORS_ONLN);
-            threads = n > 0 ? n : 1;
-        }
-        hcr_set_threads(1); /* each request on one thread */
-        serve_metrics_init(&s->metrics);
-        s->quiet = quiet;
-        quiet_log = quiet;
-        s->ctx = (serve_ctx){.models = models,
-                             .nmodels = npaths,
-                             .max_body = (size_t)max_body,
-                             .max_pixels = HCR_IMAGE_MAX_PIXELS,
-                             .page = serve_page_html,
-                             .page_len = serve_page_html_len,
-                             .metrics = &s->metrics,
-                             .started = serve_now()};
-        setvbuf(stdout, NULL, _IOLBF, 0);
-        signal(SIGPIPE, SIG_IGN);
-        /* the pool's threads inherit the mask: only this thread takes the
-         * stop signals, in sigwait */
-        pthread_sigmask(SIG_BLOCK, &stop, NULL);
-        unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG |
-                         (family == AF_INET6 ? MHD_USE_IPv6 : 0);
-#ifdef __linux__
-        flags |= MHD_USE_EPOLL;
-#else
-        flags |= MHD_USE_POLL;
-#endif
-        d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,                     /* */
-                             MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,             /* first */
-                             MHD_OPTION_LISTEN_SOCKET, fd,                             /* */
-                             MHD_OPTION_THREAD_POOL_SIZE, (unsigned)threads,           /* */
-                             MHD_OPTION_CONNECTION_LIMIT, (unsigned)max_conn,          /* */
-                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)timeout,         /* */
-                             MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,                   /* */
-                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,             /* */
-                             MHD_OPTION_END);
-        if (!d) {
-            fprintf(stderr, "hcr serve: the HTTP server did not start (libmicrohttpd %s)\n", MHD_get_version());
-            close(fd);
-            rc = 1;
-        }
-    }
-    if (!rc) {
-        fprintf(stderr, "hcr serve: ");
-        for (int i = 0; i < npaths; i++)
-            fprintf(stderr, "%s%s (%d classes)", i ? ", " : "", models[i].name,
-                    hcr_model_num_classes(models[i].model));
-        fprintf(stderr, "; %ld thread%s\n", threads, threads == 1 ? "" : "s");
-        fprintf(stderr, "hcr serve: listening on http://%s%s%s:%d/ (Ctrl-C stops)\n", family == AF_INET6 ? "[" : "",
-                cli_text(host), family == AF_INET6 ? "]" : "", bound);
-        int sig = 0;
-        while (sigwait(&stop, &sig) != 0) {
-        }
-        fprintf(stderr, "hcr serve: %s: finishing the requests in flight\n", sig == SIGINT ? "interrupted" : "terminated");
-        /* stop accepting, then wait for the requests in flight (a second
-         * signal, or --timeout seconds, cuts the wait short) */
-        MHD_socket lfd = MHD_quiesce_daemon(d);
-        if (lfd != MHD_INVALID_SOCKET) close(lfd);
-        const double until = serve_now() + (double)timeout;
-        struct timespec zero = {0, 0};
-        while (atomic_load(&s->metrics.in_flight) > 0 && serve_now() < until) {
-            if (sigtimedwait(&stop, NULL, &zero) > 0) break;
-            nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
-        }
-        long long left = atomic_load(&s->metrics.in_flight);
-        MHD_stop_daemon(d);
-        if (left > 0) fprintf(stderr, "hcr serve: stopped with %lld request%s unfinished\n", left, left == 1 ? "" : "s");
-        else fprintf(stderr, "hcr serve: stopped\n");
-    }
+    if (!rc) rc = load_models(paths, npaths, models, names);
+    if (!rc) rc = serve_models(models, npaths, &o);
     for (int i = 0; i < npaths && models; i++) hcr_model_free(models[i].model);
     free(models);
     free(names);
-    free(s);
     globfree(&g);
     return rc;
 }

@@ -593,10 +593,41 @@ static hcr_status read_extras(const char *path, int fd, model_extra *x, int nx, 
     return HCR_OK;
 }
 
-/* Parse and check the header, build the model and read the tensors. */
-static hcr_status load_fd(const char *path, int fd, uint64_t fsize, model_extra *x, int nx,
-                          hcr_model **out)
+/* The header's n bytes (hdr[n] is writable) as one JSON object. */
+static hcr_status parse_header(const char *path, char *hdr, size_t n, cJSON **root)
 {
+    hdr[n] = '\0';
+    if (memchr(hdr, '\0', n)) return fmt_fail(path, "header contains a NUL byte (not valid JSON)");
+    if (!valid_utf8((const unsigned char *)hdr, n)) return fmt_fail(path, "header is not valid UTF-8");
+    const char *end = NULL;
+    cJSON *j = cJSON_ParseWithLengthOpts(hdr, n, &end, 0);
+    if (!j) {
+        size_t at = end && end >= hdr && end <= hdr + n ? (size_t)(end - hdr) : 0;
+        return fmt_fail(path, "header is not valid JSON (error near byte %zu of the header)", at);
+    }
+    /* cJSON stops after the first value; only padding may follow it. */
+    for (const char *p = end; p && p < hdr + n; p++) {
+        if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
+            cJSON_Delete(j);
+            return fmt_fail(path, "header is not valid JSON (unexpected text at byte %zu of the header)",
+                            (size_t)(p - hdr));
+        }
+    }
+    if (!cJSON_IsObject(j)) {
+        cJSON_Delete(j);
+        return fmt_fail(path, "header is not a JSON object");
+    }
+    *root = j;
+    return HCR_OK;
+}
+
+/* The JSON header: its length (the first 8 bytes, little-endian) checked
+ * against the file, then the text read and parsed into *root, a JSON object
+ * with nothing but white space after it. *data_start: where the tensors'
+ * bytes begin. */
+static hcr_status read_header(const char *path, int fd, uint64_t fsize, cJSON **root, uint64_t *data_start)
+{
+    *root = NULL;
     if (fsize < 8)
         return fmt_fail(path, "file is %" PRIu64 " bytes, too short for a safetensors header (truncated?)", fsize);
     unsigned char len8[8];
@@ -608,82 +639,66 @@ static hcr_status load_fd(const char *path, int fd, uint64_t fsize, model_extra 
     if (n > HEADER_MAX) return fmt_fail(path, "header length %" PRIu64 " exceeds the 100 MB limit", n);
     if (n > fsize - 8)
         return fmt_fail(path, "header length %" PRIu64 " exceeds the file size (%" PRIu64 " bytes)", n, fsize);
-    uint64_t data_start = 8 + n, data_len = fsize - data_start;
+    *data_start = 8 + n;
 
     char *hdr = malloc((size_t)n + 1);
     if (!hdr) return hcr__fail(HCR_ENOMEM, "%s: out of memory for a %" PRIu64 "-byte header", path, n);
-    e = read_at(fd, hdr, (size_t)n, 8);
-    if (e) {
-        free(hdr);
-        return hcr__fail(HCR_EIO, "%s: %s", path, strerror(e));
-    }
-    hdr[n] = '\0';
-    if (memchr(hdr, '\0', (size_t)n)) {
-        free(hdr);
-        return fmt_fail(path, "header contains a NUL byte (not valid JSON)");
-    }
-    if (!valid_utf8((const unsigned char *)hdr, (size_t)n)) {
-        free(hdr);
-        return fmt_fail(path, "header is not valid UTF-8");
-    }
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(hdr, (size_t)n, &end, 0);
-    if (!root) {
-        size_t at = end && end >= hdr && end <= hdr + n ? (size_t)(end - hdr) : 0;
-        free(hdr);
-        return fmt_fail(path, "header is not valid JSON (error near byte %zu of the header)", at);
-    }
-    /* cJSON stops after the first value; only padding may follow it. */
-    for (const char *p = end; p && p < hdr + n; p++) {
-        if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
-            size_t at = (size_t)(p - hdr);
-            cJSON_Delete(root);
-            free(hdr);
-            return fmt_fail(path, "header is not valid JSON (unexpected text at byte %zu of the header)", at);
-        }
-    }
+    hcr_status st = HCR_OK;
+    if ((e = read_at(fd, hdr, (size_t)n, 8)))
+        st = hcr__fail(HCR_EIO, "%s: %s", path, strerror(e));
+    else
+        st = parse_header(path, hdr, (size_t)n, root);
     free(hdr);
-    if (!cJSON_IsObject(root)) {
-        cJSON_Delete(root);
-        return fmt_fail(path, "header is not a JSON object");
-    }
+    return st;
+}
 
+/* Read the model's tensors (their byte ranges checked already) and refuse
+ * non-finite weights and negative variances. */
+static hcr_status read_tensors(const char *path, int fd, hcr_model *m, const range *ranges, uint64_t data_start)
+{
+    for (int t = 0; t < m->ntensors; t++) {
+        tensor_ref *tr = &m->tensors[t];
+        int e = read_values(fd, tr->data, tr->count, data_start + ranges[t].begin);
+        if (e) return hcr__fail(HCR_EIO, "%s: reading tensor '%s': %s", path, tr->name, strerror(e));
+        long long bad = first_nonfinite(tr->data, tr->count);
+        if (bad >= 0)
+            return fmt_fail(path, "tensor '%s' element %lld is %s; refusing a model with non-finite weights",
+                            tr->name, bad, isnan(tr->data[bad]) ? "NaN" : "infinite");
+        /* Batch normalization divides by sqrt(variance + epsilon): a
+         * negative variance would make every prediction NaN. */
+        if (strstr(tr->name, ".moving_variance"))
+            for (size_t i = 0; i < tr->count; i++)
+                if (tr->data[i] < 0)
+                    return fmt_fail(path, "tensor '%s' element %zu is %g; a variance cannot be negative",
+                                    tr->name, i, (double)tr->data[i]);
+    }
+    return HCR_OK;
+}
+
+/* Parse and check the header, build the model and read the tensors. */
+static hcr_status load_fd(const char *path, int fd, uint64_t fsize, model_extra *x, int nx,
+                          hcr_model **out)
+{
+    cJSON *root = NULL;
+    uint64_t data_start = 0;
+    hcr_status st = read_header(path, fd, fsize, &root, &data_start);
+    if (st) return st;
+    const uint64_t data_len = fsize - data_start;
     hcr_model *m = NULL;
-    hcr_status st = model_from_metadata(path, cJSON_GetObjectItemCaseSensitive(root, "__metadata__"),
-                                        data_len, &m);
+    const cJSON *meta = cJSON_GetObjectItemCaseSensitive(root, "__metadata__");
+    st = model_from_metadata(path, meta, data_len, &m);
     range *ranges = st == HCR_OK ? malloc(sizeof(range) * (size_t)(m->ntensors + nx + 1)) : NULL;
     if (st == HCR_OK && !ranges) st = hcr__fail(HCR_ENOMEM, "%s: out of memory", path);
     if (st == HCR_OK) st = check_tensors(path, root, m, x, nx, data_len, ranges);
-
     /* The metadata, then the weights. */
-    const cJSON *meta = cJSON_GetObjectItemCaseSensitive(root, "__metadata__");
     for (const cJSON *j = meta ? meta->child : NULL; st == HCR_OK && j; j = j->next) {
         st = hcr_model_set_meta(m, j->string, j->valuestring);
         if (st == HCR_EINVAL) st = HCR_EFORMAT; /* a bad file, not a bad argument */
         if (st != HCR_OK) hcr__fail_prefix(st, "%s: __metadata__.%s", path, j->string);
     }
     cJSON_Delete(root);
-
-    for (int t = 0; st == HCR_OK && t < m->ntensors; t++) {
-        tensor_ref *tr = &m->tensors[t];
-        e = read_values(fd, tr->data, tr->count, data_start + ranges[t].begin);
-        if (e) {
-            st = hcr__fail(HCR_EIO, "%s: reading tensor '%s': %s", path, tr->name, strerror(e));
-            break;
-        }
-        long long bad = first_nonfinite(tr->data, tr->count);
-        if (bad >= 0)
-            st = fmt_fail(path, "tensor '%s' element %lld is %s; refusing a model with non-finite weights",
-                          tr->name, bad, isnan(tr->data[bad]) ? "NaN" : "infinite");
-        /* Batch normalization divides by sqrt(variance + epsilon): a
-         * negative variance would make every prediction NaN. */
-        if (st == HCR_OK && strstr(tr->name, ".moving_variance"))
-            for (size_t i = 0; i < tr->count && st == HCR_OK; i++)
-                if (tr->data[i] < 0)
-                    st = fmt_fail(path, "tensor '%s' element %zu is %g; a variance cannot be negative",
-                                  tr->name, i, (double)tr->data[i]);
-    }
-    if (st == HCR_OK) st = read_extras(path, fd, x, nx, ranges + (m ? m->ntensors : 0), data_start);
+    if (st == HCR_OK) st = read_tensors(path, fd, m, ranges, data_start);
+    if (st == HCR_OK) st = read_extras(path, fd, x, nx, ranges + m->ntensors, data_start);
     free(ranges);
     if (st != HCR_OK) {
         hcr_model_free(m);
