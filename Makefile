@@ -1,7 +1,8 @@
 # hcr - build, test and run.
 #
-#   make            build/libhcr.a, build/libhcr.so and build/hcr
-#   make install    install them, hcr.h, hcr.pc, the man page and the bash
+#   make            build/hcr and the three libraries (libhcr, libhcr-data,
+#                   libhcr-report), static and shared
+#   make install    install them, their headers and .pc files, the man page and the bash
 #                   completion under PREFIX (/usr/local), staged in DESTDIR;
 #                   make uninstall removes them
 #   make check      install the test tools (scripts/setup.sh --test), then the
@@ -58,9 +59,9 @@ HCR_CFLAGS += -I/usr/include/$(MULTIARCH)/openblas-openmp
 CORE_LIBS  += -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR)
 endif
 
-# The library's layers (docs/architecture.md): each folder may use only
-# the ones before it; tests/check_layers.sh checks the includes.
-LAYERS     := core kernels nn vision data report serve
+# The library's layers (docs/architecture.md; tests/check_layers.sh checks
+# that each uses only those its row names), in three libraries by what
+# they link: libhcr (core, kernels, nn, vision), libhcr-data, libhcr-report.
 CORE_SRC   := $(sort $(foreach d,core kernels nn vision,$(wildcard src/$(d)/*.c)))
 DATA_SRC   := $(sort $(wildcard src/data/*.c))
 REPORT_SRC := $(sort $(wildcard src/report/*.c))
