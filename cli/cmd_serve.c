@@ -159,69 +159,65 @@ static enum MHD_Result refuse(struct MHD_Connection *conn, request *r, int statu
     return ok;
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
-                                  const char *version, const char *upload, size_t *upload_size, void **con_cls)
+static enum MHD_Result too_big(struct MHD_Connection *conn, request *r, size_t max)
 {
-    server *s = cls;
-    request *r = *con_cls;
-    (void)url;
-    if (!r) return MHD_NO; /* out of memory in on_uri: close */
-    const size_t max = s->ctx.max_body;
     char msg[160];
-    if (!r->started) {
-        /* the headers: refuse a declared body over the limit before reading it */
-        r->started = true;
-        snprintf(r->method, sizeof r->method, "%s", method);
-        snprintf(r->version, sizeof r->version, "%s", version);
-        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl) {
-            char *end;
-            errno = 0;
-            unsigned long long n = strtoull(cl, &end, 10);
-            if (errno || end == cl || *end || n > max) {
-                snprintf(msg, sizeof msg, "the body is larger than %zu bytes, this server's limit (--max-body)", max);
-                return refuse(conn, r, 413, msg);
-            }
-            if (n > 0 && !(r->body = malloc((size_t)n))) return refuse(conn, r, 503, "out of memory");
-            r->cap = (size_t)n;
-        }
-        return MHD_YES;
+    snprintf(msg, sizeof msg, "the body is larger than %zu bytes, this server's limit (--max-body)", max);
+    return refuse(conn, r, 413, msg);
+}
+
+/* The headers: refuse a declared body over the limit before reading it. */
+static enum MHD_Result on_headers(struct MHD_Connection *conn, request *r, const char *method, const char *version,
+                                  size_t max)
+{
+    r->started = true;
+    snprintf(r->method, sizeof r->method, "%s", method);
+    snprintf(r->version, sizeof r->version, "%s", version);
+    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl) {
+        char *end;
+        errno = 0;
+        unsigned long long n = strtoull(cl, &end, 10);
+        if (errno || end == cl || *end || n > max) return too_big(conn, r, max);
+        if (n > 0 && !(r->body = malloc((size_t)n))) return refuse(conn, r, 503, "out of memory");
+        r->cap = (size_t)n;
     }
-    if (*upload_size) {
-        /* a part of the body: count it against the limit as it comes (a
-         * body without Content-Length). libmicrohttpd 0.9 answers only
-         * once the body is read: over the limit, the rest is dropped as it
-         * comes, up to as much again, then the connection is closed. */
-        const size_t n = *upload_size;
-        *upload_size = 0;
-        atomic_fetch_add_explicit(&s->metrics.body_bytes, n, memory_order_relaxed);
-        if (r->too_big || n > max - r->len) {
-            if (!r->too_big) {
-                r->too_big = true;
-                free(r->body);
-                r->body = NULL;
-            }
-            r->dropped += n;
-            return r->dropped <= max ? MHD_YES : MHD_NO;
+    return MHD_YES;
+}
+
+/* A part of the body: counted against the limit as it comes (a body
+ * without Content-Length). libmicrohttpd 0.9 answers only once the body is
+ * read: over the limit, the rest is dropped as it comes, up to as much
+ * again, then the connection is closed. */
+static enum MHD_Result on_body_part(server *s, struct MHD_Connection *conn, request *r, const char *upload, size_t n)
+{
+    const size_t max = s->ctx.max_body;
+    atomic_fetch_add_explicit(&s->metrics.body_bytes, n, memory_order_relaxed);
+    if (r->too_big || n > max - r->len) {
+        if (!r->too_big) {
+            r->too_big = true;
+            free(r->body);
+            r->body = NULL;
         }
-        if (r->len + n > r->cap) {
-            size_t cap = r->cap ? r->cap : 64 * 1024;
-            while (cap < r->len + n) cap = cap > max / 2 ? max : cap * 2;
-            uint8_t *b = realloc(r->body, cap);
-            if (!b) return refuse(conn, r, 503, "out of memory");
-            r->body = b;
-            r->cap = cap;
-        }
-        memcpy(r->body + r->len, upload, n);
-        r->len += n;
-        return MHD_YES;
+        r->dropped += n;
+        return r->dropped <= max ? MHD_YES : MHD_NO;
     }
-    if (r->status) return MHD_YES;
-    if (r->too_big) {
-        snprintf(msg, sizeof msg, "the body is larger than %zu bytes, this server's limit (--max-body)", max);
-        return refuse(conn, r, 413, msg);
+    if (r->len + n > r->cap) {
+        size_t cap = r->cap ? r->cap : 64 * 1024;
+        while (cap < r->len + n) cap = cap > max / 2 ? max : cap * 2;
+        uint8_t *b = realloc(r->body, cap);
+        if (!b) return refuse(conn, r, 503, "out of memory");
+        r->body = b;
+        r->cap = cap;
     }
-    /* the whole request: answer it */
+    memcpy(r->body + r->len, upload, n);
+    r->len += n;
+    return MHD_YES;
+}
+
+/* The whole request: answer it through serve_handle. */
+static enum MHD_Result answer(server *s, struct MHD_Connection *conn, request *r, const char *method)
+{
     char *query = strchr(r->uri, '?');
     if (query) *query++ = '\0';
     serve_request req = {
@@ -240,6 +236,24 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     enum MHD_Result ok = send_response(conn, r, &res);
     serve_response_free(&res);
     return ok;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                                  const char *version, const char *upload, size_t *upload_size, void **con_cls)
+{
+    server *s = cls;
+    request *r = *con_cls;
+    (void)url;
+    if (!r) return MHD_NO; /* out of memory in on_uri: close */
+    if (!r->started) return on_headers(conn, r, method, version, s->ctx.max_body);
+    if (*upload_size) {
+        const size_t n = *upload_size;
+        *upload_size = 0;
+        return on_body_part(s, conn, r, upload, n);
+    }
+    if (r->status) return MHD_YES;
+    if (r->too_big) return too_big(conn, r, s->ctx.max_body);
+    return answer(s, conn, r, method);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe)
