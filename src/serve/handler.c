@@ -50,7 +50,10 @@ static void oom(serve_response *res)
 
 /* s with every byte that is not printable ASCII or part of valid UTF-8
  * (and not a C1 control) replaced by '?', into out (size n, cut at n - 1):
- * what a client sent, or a model's class names, made safe for JSON. */
+ * what a client sent, or a model's class names, made safe for JSON. The
+ * sequence length is measured as cli/utf8.c does: the program's layer sits
+ * above this one and the library has no public UTF-8 helper, so the six
+ * lines are repeated rather than exported from libhcr. */
 static const char *clean(const char *s, char *out, size_t n)
 {
     size_t k = 0;
